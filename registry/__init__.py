@@ -1,0 +1,1 @@
+"""Shared Information Registry: a GraphQL registry of minors' case records shared between agencies."""

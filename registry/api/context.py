@@ -1,0 +1,52 @@
+"""Per-request context: who asks, why, one database session, and fresh dataloaders."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, AsyncIterator
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.access.policy import Policy
+from registry.access.principal import Principal
+
+if TYPE_CHECKING:
+    from registry.api.loaders import Loaders
+
+
+@dataclass
+class Context:
+    """Everything a resolver may use. The request's reads and writes share one transaction.
+
+    Sibling resolvers run concurrently, so the session is handed out under a lock; dataloaders
+    batch the reads, so the lock costs little and the request sees one consistent snapshot.
+    """
+
+    principal: Principal
+    policy: Policy
+    session: AsyncSession
+    request_id: str
+    purpose: str | None = None
+    justification: str | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    loaders: "Loaders" = field(init=False)
+
+    def __post_init__(self) -> None:
+        from registry.api.loaders import Loaders
+
+        self.loaders = Loaders(self)
+
+    @asynccontextmanager
+    async def db(self) -> AsyncIterator[AsyncSession]:
+        """The request's session, for one read or one change at a time."""
+        async with self.lock:
+            yield self.session
+
+    @asynccontextmanager
+    async def change(self) -> AsyncIterator[AsyncSession]:
+        """One mutation: a savepoint, so a refused change leaves nothing behind."""
+        async with self.lock:
+            async with self.session.begin_nested():
+                yield self.session

@@ -1,0 +1,127 @@
+"""Query root: each resolver parses, calls one domain read, converts."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Optional
+
+import strawberry
+from strawberry.types import Info
+
+from registry.api.types import (
+    LegalStatus,
+    LookupOutcome,
+    LookupResult,
+    Me,
+    PageInfo,
+    Referral,
+    ReferralConnection,
+    ReferralEdge,
+    ReferralReason,
+    ReferralStatus,
+    Subject,
+    SubjectConnection,
+    SubjectEdge,
+)
+from registry.domain import lookup, referrals, subjects
+from registry.domain.pages import Page
+
+
+@strawberry.input(description="Narrows a list of subjects.")
+class SubjectFilter:
+    reference: Optional[str] = strawberry.field(default=None, description="Exact reference.")
+    institution: Optional[str] = strawberry.field(default=None, description="Placement unit code.")
+    legal_status: Optional[LegalStatus] = strawberry.field(default=None, description="Legal status.")
+    agency: Optional[str] = strawberry.field(default=None, description="Owning agency code.")
+
+
+@strawberry.input(description="Narrows a list of referrals.")
+class ReferralFilter:
+    status: Optional[list[ReferralStatus]] = strawberry.field(default=None, description="Any of these statuses.")
+    reason: Optional[ReferralReason] = strawberry.field(default=None, description="Reason.")
+    subject_id: Optional[uuid.UUID] = strawberry.field(default=None, description="Subject concerned.")
+    agency: Optional[str] = strawberry.field(default=None, description="Referring agency code.")
+
+
+def _page_info(page: Page, cursors: list[str]) -> PageInfo:
+    return PageInfo(
+        has_next_page=page.has_next,
+        has_previous_page=page.has_previous,
+        start_cursor=cursors[0] if cursors else None,
+        end_cursor=cursors[-1] if cursors else None,
+    )
+
+
+@strawberry.type(description="Read access to the registry.")
+class Query:
+    @strawberry.field(description="The caller: identity, roles and what they may do.")
+    def me(self, info: Info) -> Me:
+        ctx = info.context
+        p = ctx.principal
+        return Me(
+            id=p.id,
+            name=p.name,
+            agency=p.agency,
+            roles=sorted(p.roles),
+            unit=p.unit,
+            mutations=sorted(ctx.policy.mutations(p)),
+            purposes=sorted(ctx.policy.purposes(p)),
+        )
+
+    @strawberry.field(description="One subject by id; null when it does not exist or is outside the caller's scope.")
+    async def subject(self, info: Info, id: uuid.UUID) -> Optional[Subject]:
+        async with info.context.db() as session:
+            row = await subjects.get(session, info.context.principal, id)
+        return Subject.from_row(row) if row else None
+
+    @strawberry.field(description="Subjects in the caller's scope, ordered by reference.")
+    async def subjects(
+        self, info: Info, first: int = 20, after: Optional[str] = None, filter: Optional[SubjectFilter] = None
+    ) -> SubjectConnection:
+        f = filter or SubjectFilter()
+        command = subjects.SubjectFilter(
+            reference=f.reference,
+            institution=f.institution,
+            legal_status=f.legal_status.value if f.legal_status else None,
+            agency=f.agency,
+        )
+        async with info.context.db() as session:
+            page = await subjects.page(session, info.context.principal, first, after, command)
+        cursors = [subjects.cursor(r) for r in page.rows]
+        return SubjectConnection(
+            edges=[SubjectEdge(cursor=c, node=Subject.from_row(r)) for c, r in zip(cursors, page.rows)],
+            page_info=_page_info(page, cursors),
+        )
+
+    @strawberry.field(description="One referral by id; null when it does not exist or is outside the caller's scope.")
+    async def referral(self, info: Info, id: uuid.UUID) -> Optional[Referral]:
+        async with info.context.db() as session:
+            row = await referrals.get(session, info.context.principal, id)
+        return Referral.from_row(row) if row else None
+
+    @strawberry.field(description="Referrals in the caller's scope, newest first.")
+    async def referrals(
+        self, info: Info, first: int = 20, after: Optional[str] = None, filter: Optional[ReferralFilter] = None
+    ) -> ReferralConnection:
+        f = filter or ReferralFilter()
+        command = referrals.ReferralFilter(
+            status=[s.value for s in f.status] if f.status else None,
+            reason=f.reason.value if f.reason else None,
+            subject_id=f.subject_id,
+            agency=f.agency,
+        )
+        async with info.context.db() as session:
+            page = await referrals.page(session, info.context.principal, first, after, command)
+        cursors = [referrals.cursor(r) for r in page.rows]
+        return ReferralConnection(
+            edges=[ReferralEdge(cursor=c, node=Referral.from_row(r)) for c, r in zip(cursors, page.rows)],
+            page_info=_page_info(page, cursors),
+        )
+
+    @strawberry.field(description="Hit/no-hit: whether the registry holds a file on this national number.")
+    async def lookup_subject(self, info: Info, national_number: str) -> LookupResult:
+        async with info.context.db() as session:
+            agency = await lookup.lookup(session, national_number)
+        if agency is None:
+            return LookupResult(outcome=LookupOutcome.NO_HIT, contact_agency=None)
+        return LookupResult(outcome=LookupOutcome.HIT, contact_agency=agency)

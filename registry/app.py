@@ -1,0 +1,156 @@
+"""Starlette app factory: routes, middleware, and a lifespan that owns engine, keys and policy."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from registry.access.identity import DevelopmentIssuer, TokenVerifier, build_verifier
+from registry.access.policy import Policy
+from registry.api.http import graphql_endpoint, json_response
+from registry.api.schema import RegistrySchema, schema
+from registry.config import Settings, get_settings
+from registry.db.embedded import EmbeddedPostgres
+from registry.db.engine import create_engine, create_sessionmaker
+from registry.db.migrate import migrations_current, upgrade
+
+log = logging.getLogger("registry.app")
+
+
+@dataclass
+class Services:
+    """What every request shares; built once per process by the lifespan."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker
+    policy: Policy
+    schema: RegistrySchema
+    verifier: TokenVerifier
+    dev_issuer: DevelopmentIssuer | None
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    services: Services = request.app.state.services
+    try:
+        async with services.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            current = await conn.run_sync(migrations_current)
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        log.warning("readiness check: database unreachable")
+        return json_response({"status": "unavailable", "database": "unreachable"}, 503)
+    if not current:
+        return json_response({"status": "unavailable", "database": "migrations pending"}, 503)
+    return json_response({"status": "ready"})
+
+
+async def dev_discovery(request: Request) -> Response:
+    issuer = request.app.state.services.dev_issuer
+    return json_response(issuer.discovery()) if issuer else json_response({}, 404)
+
+
+async def dev_jwks(request: Request) -> Response:
+    issuer = request.app.state.services.dev_issuer
+    return json_response(issuer.jwks()) if issuer else json_response({}, 404)
+
+
+class RequestLog:
+    """Gives every request an id (echoed in X-Request-Id) and logs one line: no bodies, no tokens."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                json.dumps(
+                    {
+                        "request_id": rid,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "ms": round((time.perf_counter() - started) * 1000, 1),
+                    }
+                )
+            )
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool | None = None) -> Starlette:
+    """The ASGI app. Without a configured database it runs on the embedded PostgreSQL."""
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        embedded = None
+        url = settings.database_url
+        if not url:
+            from registry.db.server import embedded_database
+
+            embedded, url = await embedded_database(settings)
+        engine = create_engine(url, settings)
+        async with httpx.AsyncClient(timeout=10) as http_client:
+            try:
+                if migrate if migrate is not None else not settings.production:
+                    await upgrade(engine)
+                verifier, dev_issuer = await build_verifier(settings, http_client)
+                app.state.services = Services(
+                    settings=settings,
+                    engine=engine,
+                    sessions=create_sessionmaker(engine),
+                    policy=Policy.load(),
+                    schema=schema,
+                    verifier=verifier,
+                    dev_issuer=dev_issuer,
+                )
+                yield
+            finally:
+                await engine.dispose()
+                if embedded:
+                    embedded.stop()
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/dev-issuer/.well-known/openid-configuration", dev_discovery),
+            Route("/dev-issuer/jwks.json", dev_jwks),
+        ],
+        middleware=[Middleware(RequestLog)],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,52 @@
+"""Settings, read once from `REGISTRY_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything configurable; defaults make `registry serve --demo` work on a fresh machine."""
+
+    model_config = SettingsConfigDict(env_prefix="REGISTRY_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".registry")
+    database_url: str | None = None
+    db_pool_size: int = 10
+    statement_timeout_ms: int = 15_000
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None  # base URL clients use; defaults to http://host:port
+
+    # Identity (DESIGN section 4). No issuer: the development issuer signs tokens itself.
+    oidc_issuer: str | None = None
+    oidc_audience: str = "registry"
+    oidc_algorithms: list[str] = ["RS256", "PS256", "ES256", "EdDSA"]
+    oidc_leeway_seconds: int = 30
+    jwks_refresh_interval_seconds: int = 60
+    claim_subject: str = "sub"
+    claim_name: str = "name"
+    claim_agency: str = "agency"
+    claim_roles: str = "roles"
+    claim_unit: str = "unit"
+
+    max_page_size: int = 100
+    log_level: str = "INFO"
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

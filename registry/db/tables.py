@@ -1,0 +1,191 @@
+"""ORM tables. The schema here and the Alembic migrations must agree (a test compares them)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Sequence,
+    SmallInteger,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+subject_reference_seq = Sequence("subject_reference_seq", metadata=Base.metadata)
+
+
+class Agency(Base):
+    __tablename__ = "agency"
+
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class Subject(Base):
+    """The minor. Personal fields are nullable so that erasure can remove them."""
+
+    __tablename__ = "subject"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    reference: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    given_name: Mapped[str | None] = mapped_column(Text)
+    family_name: Mapped[str | None] = mapped_column(Text)
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    national_number: Mapped[str | None] = mapped_column(Text, unique=True)
+    institution: Mapped[str | None] = mapped_column(Text, index=True)
+    legal_status: Mapped[str] = mapped_column(Text, nullable=False)
+    agency_code: Mapped[str] = mapped_column(ForeignKey("agency.code"), nullable=False, index=True)
+    review_due_at: Mapped[date | None] = mapped_column(Date)
+    retain_until: Mapped[date | None] = mapped_column(Date)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    created_by: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _now()
+    updated_by: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        CheckConstraint("legal_status IN ('CONCERN','SUSPECTED','CONVICTED')", name="legal_status"),
+    )
+
+
+class Referral(Base):
+    __tablename__ = "referral"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subject.id"), nullable=False)
+    agency_code: Mapped[str] = mapped_column(ForeignKey("agency.code"), nullable=False, index=True)
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    narrative: Mapped[str | None] = mapped_column(Text)
+    legal_basis: Mapped[str | None] = mapped_column(Text)
+    referred_by: Mapped[str] = mapped_column(Text, nullable=False)
+    referred_by_id: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _now()
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    updated_by: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        CheckConstraint("status IN ('DRAFT','SUBMITTED','ACKNOWLEDGED','CLOSED')", name="status"),
+        CheckConstraint(
+            "reason IN ('TERRORISM_SUSPECTED','TERRORISM_CONVICTED','RADICALISATION_CONCERN')",
+            name="reason",
+        ),
+        Index(None, "subject_id", "created_at"),
+        Index(None, "created_at", "id"),
+    )
+
+
+class FollowUpNote(Base):
+    """Append-only: a correction is a new note pointing at the one it corrects."""
+
+    __tablename__ = "follow_up_note"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subject.id"), nullable=False)
+    referral_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("referral.id"), index=True)
+    corrects_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("follow_up_note.id"), unique=True
+    )
+    author: Mapped[str] = mapped_column(Text, nullable=False)
+    author_id: Mapped[str] = mapped_column(Text, nullable=False)
+    agency_code: Mapped[str] = mapped_column(ForeignKey("agency.code"), nullable=False)
+    visibility: Mapped[str] = mapped_column(Text, nullable=False)
+    body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        CheckConstraint("visibility IN ('AGENCY_INTERNAL','SHARED')", name="visibility"),
+        Index(None, "subject_id", "created_at"),
+    )
+
+
+class ThreatAssessment(Base):
+    __tablename__ = "threat_assessment"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subject.id"), nullable=False)
+    referral_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("referral.id"), index=True)
+    level: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    summary: Mapped[str | None] = mapped_column(Text)
+    rationale: Mapped[str | None] = mapped_column(Text)
+    sources: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, default=list)
+    author: Mapped[str] = mapped_column(Text, nullable=False)
+    author_id: Mapped[str] = mapped_column(Text, nullable=False)
+    validated_by: Mapped[str | None] = mapped_column(Text)
+    validated_by_id: Mapped[str | None] = mapped_column(Text)
+    validated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = _now()
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    updated_by: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        CheckConstraint("level BETWEEN 1 AND 4", name="level"),
+        CheckConstraint("status IN ('DRAFT','VALIDATED','SUPERSEDED')", name="status"),
+        Index(None, "subject_id", "created_at"),
+        # at most one validated assessment per subject
+        Index(
+            "uq_threat_assessment_validated_subject",
+            "subject_id",
+            unique=True,
+            postgresql_where="status = 'VALIDATED'",
+        ),
+    )
+
+
+class RecordVersion(Base):
+    """Every version of every subject, referral and assessment: who, when, what changed."""
+
+    __tablename__ = "record_version"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    record_type: Mapped[str] = mapped_column(Text, nullable=False)
+    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    data: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    changed_fields: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    changed_by: Mapped[str] = mapped_column(Text, nullable=False)
+    changed_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        Index(None, "record_type", "record_id", "version", unique=True),
+    )

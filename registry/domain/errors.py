@@ -1,0 +1,38 @@
+"""Expected outcomes of a request, each with the stable code clients see in `extensions.code`."""
+
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """Base of every expected failure; the message is safe to show to the caller."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class BadUserInput(RegistryError):
+    code = "BAD_USER_INPUT"
+
+
+class NotFound(RegistryError):
+    code = "NOT_FOUND"
+
+
+class Conflict(RegistryError):
+    code = "CONFLICT"
+
+
+class Forbidden(RegistryError):
+    code = "FORBIDDEN"
+
+
+class PurposeRequired(RegistryError):
+    code = "PURPOSE_REQUIRED"
+
+
+class QueryTooComplex(RegistryError):
+    code = "QUERY_TOO_COMPLEX"

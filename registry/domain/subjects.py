@@ -1,0 +1,181 @@
+"""Subjects (the minors): one file per child, created and changed only within the caller's scope."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.access.principal import Principal
+from registry.access.scopes import subject_scope
+from registry.db.tables import Subject, ThreatAssessment, subject_reference_seq
+from registry.domain import agencies, national_number, versions
+from registry.domain.errors import BadUserInput, Conflict
+from registry.domain.pages import Page, check_first, decode_cursor, encode_cursor
+from registry.domain.text import CODE_MAX, NAME_MAX, clean
+
+LEGAL_STATUSES = ("CONCERN", "SUSPECTED", "CONVICTED")
+REVIEW_AFTER_ASSESSMENT = timedelta(days=182)
+
+
+@dataclass
+class CreateSubject:
+    given_name: str
+    family_name: str
+    date_of_birth: date
+    national_number: str
+    institution: str
+    legal_status: str
+
+
+@dataclass
+class UpdateSubject:
+    id: uuid.UUID
+    expected_version: int
+    changes: dict = field(default_factory=dict)  # snake_case field -> new value
+
+
+@dataclass
+class SubjectFilter:
+    reference: str | None = None
+    institution: str | None = None
+    legal_status: str | None = None
+    agency: str | None = None
+
+
+def eighteenth_birthday(born: date) -> date:
+    try:
+        return born.replace(year=born.year + 18)
+    except ValueError:  # 29 February
+        return born.replace(year=born.year + 18, day=28)
+
+
+def review_due(born: date | None, last_validated: datetime | None) -> date | None:
+    """The earlier of the 18th birthday and six months after the last validated assessment."""
+    candidates = []
+    if born:
+        candidates.append(eighteenth_birthday(born))
+    if last_validated:
+        candidates.append(last_validated.date() + REVIEW_AFTER_ASSESSMENT)
+    return min(candidates) if candidates else None
+
+
+def _validated_fields(values: dict) -> dict:
+    """Check and normalise the personal fields of a create or update."""
+    out = {}
+    for key, limit in (("given_name", NAME_MAX), ("family_name", NAME_MAX), ("institution", CODE_MAX)):
+        if key in values:
+            out[key] = clean(values[key], _camel(key), limit=limit, required=True)
+    if "national_number" in values:
+        out["national_number"] = national_number.normalize(values["national_number"])
+    if "legal_status" in values:
+        if values["legal_status"] not in LEGAL_STATUSES:
+            raise BadUserInput("legalStatus is not one of " + ", ".join(LEGAL_STATUSES), field="legalStatus")
+        out["legal_status"] = values["legal_status"]
+    if "date_of_birth" in values:
+        born = values["date_of_birth"]
+        if born is None or born > date.today() or born < date.today().replace(year=date.today().year - 25):
+            raise BadUserInput("dateOfBirth is not the birth date of a minor or young adult", field="dateOfBirth")
+        out["date_of_birth"] = born
+    return out
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+async def _refuse_duplicate(session: AsyncSession, number: str, except_id: uuid.UUID | None = None) -> None:
+    """One file per child: a known national number is a conflict, with nothing said about the file."""
+    query = select(Subject.id).where(Subject.national_number == number)
+    if except_id:
+        query = query.where(Subject.id != except_id)
+    if (await session.execute(query.limit(1))).first():
+        raise Conflict("a subject with this national number is already registered")
+
+
+async def create(session: AsyncSession, principal: Principal, command: CreateSubject) -> Subject:
+    values = _validated_fields(command.__dict__)
+    if principal.has("caseworker") and not principal.has("referral_officer"):
+        if values["institution"] != principal.unit:
+            raise BadUserInput("a caseworker registers subjects of their own unit only", field="institution")
+    agency = await agencies.require_own(session, principal)
+    await _refuse_duplicate(session, values["national_number"])
+    number = await session.scalar(subject_reference_seq.next_value())
+    subject = Subject(
+        id=uuid.uuid4(),
+        reference=f"S-{date.today().year}-{number:05d}",
+        agency_code=agency,
+        version=1,
+        created_by=principal.name,
+        updated_by=principal.name,
+        review_due_at=review_due(values["date_of_birth"], None),
+        **values,
+    )
+    session.add(subject)
+    try:
+        await versions.record(session, subject, principal, list(values))
+    except IntegrityError:  # a concurrent registration of the same child won the race
+        raise Conflict("a subject with this national number is already registered") from None
+    return subject
+
+
+async def update(session: AsyncSession, principal: Principal, command: UpdateSubject) -> Subject:
+    subject = await versions.load_for_update(
+        session, Subject, command.id, subject_scope(principal), command.expected_version
+    )
+    values = _validated_fields(command.changes)
+    if "national_number" in values:
+        await _refuse_duplicate(session, values["national_number"], except_id=subject.id)
+    changed = versions.apply_changes(subject, values, principal)
+    if "date_of_birth" in changed:
+        await refresh_review_due(session, subject)
+    if changed:
+        await versions.record(session, subject, principal, changed)
+    return subject
+
+
+async def refresh_review_due(session: AsyncSession, subject: Subject) -> None:
+    last_validated = await session.scalar(
+        select(func.max(ThreatAssessment.validated_at)).where(
+            ThreatAssessment.subject_id == subject.id, ThreatAssessment.validated_at.is_not(None)
+        )
+    )
+    subject.review_due_at = review_due(subject.date_of_birth, last_validated)
+
+
+async def get(session: AsyncSession, principal: Principal, subject_id: uuid.UUID) -> Subject | None:
+    return await session.scalar(select(Subject).where(Subject.id == subject_id, subject_scope(principal)))
+
+
+async def by_ids(session: AsyncSession, principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, Subject]:
+    rows = await session.scalars(select(Subject).where(Subject.id.in_(ids), subject_scope(principal)))
+    return {row.id: row for row in rows}
+
+
+async def page(
+    session: AsyncSession, principal: Principal, first: int, after: str | None, filter: SubjectFilter
+) -> Page[Subject]:
+    """Subjects in scope, ordered by reference."""
+    query = select(Subject).where(subject_scope(principal))
+    if filter.reference:
+        query = query.where(Subject.reference == filter.reference)
+    if filter.institution:
+        query = query.where(Subject.institution == filter.institution)
+    if filter.legal_status:
+        query = query.where(Subject.legal_status == filter.legal_status)
+    if filter.agency:
+        query = query.where(Subject.agency_code == filter.agency)
+    if after:
+        (reference,) = decode_cursor(after, 1)
+        query = query.where(Subject.reference > reference)
+    rows = list(await session.scalars(query.order_by(Subject.reference).limit(check_first(first) + 1)))
+    return Page(rows=rows[:first], has_next=len(rows) > first, has_previous=after is not None)
+
+
+def cursor(subject: Subject) -> str:
+    return encode_cursor(subject.reference)

@@ -1,0 +1,129 @@
+"""Test fixtures: a real PostgreSQL (embedded by default, or REGISTRY_TEST_DATABASE_URL), the app
+over HTTP (ASGI), and per-test agencies and units so tests never see each other's rows."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import uuid
+from datetime import date
+from typing import Any, AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from registry.app import create_app
+from registry.config import Settings
+from registry.db.embedded import EmbeddedPostgres
+from registry.db.engine import create_engine, create_sessionmaker
+from registry.domain import agencies
+from registry.domain.national_number import check_digits
+
+TEST_DATABASE = f"registry_test_{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory) -> str:
+    """A PostgreSQL server: REGISTRY_TEST_DATABASE_URL's, or an embedded one for the session."""
+    configured = os.environ.get("REGISTRY_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    yield embedded.start()
+    embedded.stop()
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """A fresh database for this test session, dropped afterwards."""
+    import asyncpg
+
+    admin = make_url(server_url.replace("postgres://", "postgresql://", 1)).set(database="postgres")
+    conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
+    await conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
+    await conn.execute(f'CREATE DATABASE "{TEST_DATABASE}"')
+    yield admin.set(database=TEST_DATABASE).render_as_string(hide_password=False)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
+    await conn.close()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings):
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+def services(app):
+    return app.state.services
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://registry") as c:
+        yield c
+
+
+_numbers = itertools.count(random.Random().randrange(1, 900) * 1000)
+
+
+def national_number(born: date = date(2010, 5, 17)) -> str:
+    """A valid, unique fictional national number for someone born on `born`."""
+    serial = next(_numbers) % 997 + 1  # 001-997
+    body = f"{born:%y%m%d}{serial:03d}"
+    return body + check_digits(body, born.year >= 2000)
+
+
+class World:
+    """One test's own agency and unit, with helpers to act as any role through HTTP."""
+
+    def __init__(self, client: httpx.AsyncClient, services: Any) -> None:
+        suffix = uuid.uuid4().hex[:8].upper()
+        self.client = client
+        self.services = services
+        self.agency = f"YOUTH-{suffix}"
+        self.cuta = "CUTA"
+        self.unit = f"UNIT-{suffix}"
+
+    def token(self, role: str | list[str], *, agency: str | None = None, unit: str | None = None, name: str | None = None) -> str:
+        default_agency = self.cuta if role in ("analyst", "senior_analyst") else self.agency
+        return self.services.dev_issuer.issue(
+            role=role,
+            agency=agency or default_agency,
+            unit=unit if unit is not None else (self.unit if role == "caseworker" else None),
+            name=name or f"{role} of {self.agency}",
+        )
+
+    async def gql(self, token: str, query: str, variables: dict | None = None, **headers: str) -> dict:
+        response = await self.client.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {token}", **headers},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def ok(self, token: str, query: str, variables: dict | None = None, **headers: str) -> dict:
+        """Data of a request that must succeed without errors."""
+        body = await self.gql(token, query, variables, **headers)
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+
+@pytest.fixture
+async def world(client, services) -> World:
+    w = World(client, services)
+    async with services.sessions.begin() as session:
+        await agencies.ensure(session, w.agency, "Youth welfare (test)")
+        await agencies.ensure(session, "CUTA", "Threat analysis")
+        await agencies.ensure(session, "POLICE", "Police")
+    return w
