@@ -1,4 +1,4 @@
-"""The `registry` command: serve, migrate, demo, token."""
+"""The `registry` command: serve, migrate, demo, token, audit verify, export-subject, retention."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 
 from registry.config import Settings, get_settings
@@ -29,14 +30,14 @@ def _configure_logging(settings: Settings) -> None:
 
 
 async def _with_database(settings: Settings, work) -> None:
-    """Run `work(engine)` on the configured database, or on the embedded one (then stopped)."""
+    """Run `work(engine)` as the database owner on the configured or the embedded database."""
     from registry.db.engine import create_engine
     from registry.db.server import embedded_database
 
     embedded, url = (None, settings.database_url)
     if not url:
         embedded, url = await embedded_database(settings)
-    engine = create_engine(url, settings)
+    engine = create_engine(url, settings, as_owner=True)
     try:
         await work(engine)
     finally:
@@ -96,12 +97,31 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _access_refusal(settings: Settings) -> str | None:
+    """Why the access policy stops the service from starting, if it does (checked again at start-up)."""
+    from registry.access.policy import PolicyError
+    from registry.app import load_access
+
+    try:
+        load_access(settings)
+    except PolicyError as exc:
+        return str(exc)
+    return None
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from registry.db.server import embedded_database
 
+    # SIGTERM ends like Ctrl-C: uvicorn re-raises it after its graceful shutdown, and its default
+    # action would kill the process before the embedded server below is stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     settings = settings.model_copy(update={"host": args.host, "port": args.port})
+    refusal = _access_refusal(settings)
+    if refusal:
+        print(f"registry: refusing to start: {refusal}", file=sys.stderr)
+        return 2
     os.environ["REGISTRY_HOST"], os.environ["REGISTRY_PORT"] = args.host, str(args.port)
     embedded = None
     if not settings.database_url:
@@ -123,6 +143,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             asyncio.run(_with_database(settings, prepare))
         if args.demo and not settings.oidc_issuer:
             _print_demo_access(settings)
+        get_settings.cache_clear()  # the app reads the settings again, with the port, host and database set above
         uvicorn.run(
             "registry.app:create_app",
             factory=True,
@@ -143,6 +164,100 @@ def _print_demo_access(settings: Settings) -> None:
     for role, token in _tokens(settings).items():
         print(f"  {role:17} {token}")
     print(f"\nGraphiQL: {settings.base_url()}/graphql  (send the token as 'Authorization: Bearer <token>')\n", flush=True)
+
+
+def _operator(command: str):
+    """The audit actor of an operator command run on the server."""
+    import getpass
+
+    from registry.access.principal import Principal
+    from registry.audit.trail import Actor
+
+    user = getpass.getuser()
+    return Actor(Principal(id=f"operator:{user}", name=f"{user} (registry {command})", agency=None), operation=command)
+
+
+def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.audit.chain import seal_all, verify
+
+    outcome = {}
+
+    async def work(engine) -> None:
+        if args.seal:
+            await seal_all(engine)
+        async with engine.begin() as conn:
+            outcome["result"] = await verify(conn)
+
+    asyncio.run(_with_database(settings, work))
+    result = outcome["result"]
+    if not result.ok:
+        print(f"audit chain BROKEN at link {result.broken_at}: {result.reason}")
+        print(f"{result.sealed} links verified before it; {result.unsealed} events not yet sealed")
+        return 1
+    print(f"audit chain intact: {result.sealed} events sealed and verified; {result.unsealed} not yet sealed")
+    return 0
+
+
+def cmd_export_subject(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from registry.audit import trail
+    from registry.audit.export import export_subject, find_subject
+    from registry.db.engine import create_sessionmaker
+
+    document = {}
+
+    async def work(engine) -> None:
+        async with create_sessionmaker(engine).begin() as session:
+            subject = await find_subject(session, args.subject)
+            if subject is None:
+                return
+            document.update(await export_subject(session, subject))
+            await trail.record(session, _operator("export-subject"), "subject.exported", subject_ids=[subject.id])
+
+    asyncio.run(_with_database(settings, work))
+    if not document:
+        print(f"registry export-subject: no subject {args.subject!r}", file=sys.stderr)
+        return 1
+    text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text + "\n")
+        os.chmod(args.output, 0o600)
+    else:
+        print(text)
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import date
+
+    from registry.audit import trail
+    from registry.db.engine import create_sessionmaker
+    from registry.domain import retention
+
+    today = date.fromisoformat(args.today) if args.today else date.today()
+    lines: list[str] = []
+
+    async def work(engine) -> None:
+        async with create_sessionmaker(engine).begin() as session:
+            if args.list:
+                for due in await retention.due_reviews(session, today):
+                    lines.append(f"review due {due.review_due_at}  {due.reference}  {due.agency}")
+                return
+            expired = await retention.expired(session, today)
+            verb = "would erase" if args.dry_run else "erased"
+            for due in expired:
+                lines.append(f"{verb} {due.reference} (retain until {due.retain_until})")
+            if not args.dry_run and expired:
+                await retention.erase(session, [d.id for d in expired])
+                actor = _operator("retention")
+                for due in expired:
+                    await trail.record(session, actor, "subject.erased", subject_ids=[due.id], detail={"retainUntil": str(due.retain_until)})
+
+    asyncio.run(_with_database(settings, work))
+    print("\n".join(lines) if lines else "nothing due")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,6 +282,24 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--subject", help="token subject (default derived from role and agency)")
     token.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
     token.set_defaults(handler=cmd_token)
+
+    audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command", required=True)
+    verify = audit.add_parser("verify", help="verify the audit hash chain; exit 1 on damage")
+    verify.add_argument("--seal", action="store_true", help="seal committed events first")
+    verify.set_defaults(handler=cmd_audit_verify)
+
+    export = sub.add_parser("export-subject", help="everything held on one subject, as JSON")
+    export.add_argument("subject", help="subject id or reference")
+    export.add_argument("--output", "-o", help="write to this file (mode 0600) instead of stdout")
+    export.set_defaults(handler=cmd_export_subject)
+
+    keep = sub.add_parser("retention", help="due reviews, and erasure past retainUntil")
+    mode = keep.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--list", action="store_true", help="list subjects due for review")
+    mode.add_argument("--erase", action="store_true", help="erase subjects past retainUntil")
+    keep.add_argument("--dry-run", action="store_true", help="with --erase: show what would go")
+    keep.add_argument("--today", help=argparse.SUPPRESS)
+    keep.set_defaults(handler=cmd_retention)
     return parser
 
 
