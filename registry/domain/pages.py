@@ -35,6 +35,6 @@ def decode_cursor(cursor: str, parts: int) -> list[str]:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, TypeError):
         raise BadUserInput("after is not a valid cursor", field="after") from None
-    if not isinstance(key, list) or len(key) != parts or not all(isinstance(k, str) for k in key):
+    if not isinstance(key, list) or len(key) != parts or not all(isinstance(k, str) and "\x00" not in k for k in key):
         raise BadUserInput("after is not a valid cursor", field="after")
     return key

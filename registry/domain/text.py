@@ -9,6 +9,13 @@ CODE_MAX = 64
 TEXT_MAX = 20_000
 
 
+def refuse_nul(value: str | None, field: str) -> str | None:
+    """PostgreSQL text cannot hold NUL: such input is the caller's error, not an internal one."""
+    if value is not None and "\x00" in value:
+        raise BadUserInput(f"{field} contains a NUL character", field=field)
+    return value
+
+
 def clean(value: str | None, field: str, *, limit: int, required: bool = False) -> str | None:
     """Trimmed text within `limit` characters; empty means absent."""
     if value is None:
@@ -22,4 +29,4 @@ def clean(value: str | None, field: str, *, limit: int, required: bool = False) 
         return None
     if len(value) > limit:
         raise BadUserInput(f"{field} is longer than {limit} characters", field=field)
-    return value
+    return refuse_nul(value, field)
