@@ -20,9 +20,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from registry.access.identity import DevelopmentIssuer, TokenVerifier, build_verifier
-from registry.access.policy import Policy
+from registry.access.policy import POLICY_PATH, Policy
 from registry.api.http import graphql_endpoint, json_response
-from registry.api.schema import RegistrySchema, schema
+from registry.api.limits import RateLimiter
+from registry.api.schema import RegistrySchema, build_schema
 from registry.config import Settings, get_settings
 from registry.db.embedded import EmbeddedPostgres
 from registry.db.engine import create_engine, create_sessionmaker
@@ -42,6 +43,7 @@ class Services:
     schema: RegistrySchema
     verifier: TokenVerifier
     dev_issuer: DevelopmentIssuer | None
+    lookups: RateLimiter
 
 
 async def healthz(request: Request) -> Response:
@@ -110,32 +112,45 @@ class RequestLog:
             )
 
 
+def load_access(settings: Settings) -> tuple[Policy, RegistrySchema]:
+    """The policy and the schema it is checked against; PolicyError names the culprit."""
+    policy = Policy.load(settings.policy_path or POLICY_PATH)
+    return policy, build_schema(policy)
+
+
 def create_app(settings: Settings | None = None, *, migrate: bool | None = None) -> Starlette:
     """The ASGI app. Without a configured database it runs on the embedded PostgreSQL."""
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # First, before any resource: a policy that does not match the schema stops the start.
+        policy, schema = load_access(settings)
         embedded = None
         url = settings.database_url
         if not url:
             from registry.db.server import embedded_database
 
             embedded, url = await embedded_database(settings)
+        if migrate if migrate is not None else not settings.production:
+            owner = create_engine(url, settings, as_owner=True)
+            try:
+                await upgrade(owner)
+            finally:
+                await owner.dispose()
         engine = create_engine(url, settings)
         async with httpx.AsyncClient(timeout=10) as http_client:
             try:
-                if migrate if migrate is not None else not settings.production:
-                    await upgrade(engine)
                 verifier, dev_issuer = await build_verifier(settings, http_client)
                 app.state.services = Services(
                     settings=settings,
                     engine=engine,
                     sessions=create_sessionmaker(engine),
-                    policy=Policy.load(),
+                    policy=policy,
                     schema=schema,
                     verifier=verifier,
                     dev_issuer=dev_issuer,
+                    lookups=RateLimiter(settings.lookups_per_minute),
                 )
                 yield
             finally:

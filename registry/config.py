@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     data_dir: Path = Path(".registry")
     database_url: str | None = None
+    # The service works as this role: it may only insert and read audit events. Migrations
+    # and retention run as the connecting (owner) user. Empty: no SET ROLE.
+    database_role: str | None = "registry_service"
     db_pool_size: int = 10
     statement_timeout_ms: int = 15_000
 
@@ -37,6 +40,9 @@ class Settings(BaseSettings):
     claim_unit: str = "unit"
 
     max_page_size: int = 100
+    # Access policy (DESIGN section 5); the default is auth/policy.toml in the source tree.
+    policy_path: Path | None = None
+    lookups_per_minute: int = 30  # hit/no-hit lookups per principal, so the registry cannot be enumerated
     log_level: str = "INFO"
 
     @property

@@ -83,6 +83,18 @@ def national_number(born: date = date(2010, 5, 17)) -> str:
     return body + check_digits(body, born.year >= 2000)
 
 
+# The purpose each role declares by default (DESIGN section 5); admin has none.
+DEFAULT_PURPOSES = {
+    "caseworker": "CASE_SUPERVISION",
+    "referral_officer": "CASE_SUPERVISION",
+    "analyst": "THREAT_ASSESSMENT",
+    "senior_analyst": "THREAT_ASSESSMENT",
+    "dpo": "DATA_PROTECTION_AUDIT",
+    "partner": "LOOKUP",
+}
+ROLE_DEFAULT = object()  # `purpose=` not given: declare the token's role's default purpose
+
+
 class World:
     """One test's own agency and unit, with helpers to act as any role through HTTP."""
 
@@ -93,17 +105,31 @@ class World:
         self.agency = f"YOUTH-{suffix}"
         self.cuta = "CUTA"
         self.unit = f"UNIT-{suffix}"
+        self._roles: dict[str, list[str]] = {}
 
     def token(self, role: str | list[str], *, agency: str | None = None, unit: str | None = None, name: str | None = None) -> str:
         default_agency = self.cuta if role in ("analyst", "senior_analyst") else self.agency
-        return self.services.dev_issuer.issue(
+        token = self.services.dev_issuer.issue(
             role=role,
             agency=agency or default_agency,
             unit=unit if unit is not None else (self.unit if role == "caseworker" else None),
             name=name or f"{role} of {self.agency}",
         )
+        self._roles[token] = [role] if isinstance(role, str) else list(role)
+        return token
 
-    async def gql(self, token: str, query: str, variables: dict | None = None, **headers: str) -> dict:
+    def default_purpose(self, token: str) -> str | None:
+        return next((DEFAULT_PURPOSES[r] for r in self._roles.get(token, []) if r in DEFAULT_PURPOSES), None)
+
+    async def gql(
+        self, token: str, query: str, variables: dict | None = None, *, purpose: Any = ROLE_DEFAULT, **headers: str
+    ) -> dict:
+        """POST one operation; declares the role's default purpose unless `purpose=` (None: none)
+        or a Registry-Purpose header is given."""
+        if purpose is ROLE_DEFAULT:
+            purpose = self.default_purpose(token)
+        if purpose is not None and not any(k.lower() == "registry-purpose" for k in headers):
+            headers = {"Registry-Purpose": purpose, **headers}
         response = await self.client.post(
             "/graphql",
             json={"query": query, "variables": variables or {}},
@@ -112,9 +138,11 @@ class World:
         assert response.status_code == 200, response.text
         return response.json()
 
-    async def ok(self, token: str, query: str, variables: dict | None = None, **headers: str) -> dict:
+    async def ok(
+        self, token: str, query: str, variables: dict | None = None, *, purpose: Any = ROLE_DEFAULT, **headers: str
+    ) -> dict:
         """Data of a request that must succeed without errors."""
-        body = await self.gql(token, query, variables, **headers)
+        body = await self.gql(token, query, variables, purpose=purpose, **headers)
         assert "errors" not in body, body["errors"]
         return body["data"]
 

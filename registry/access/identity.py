@@ -214,6 +214,22 @@ class OIDCKeySource:
             raise InvalidToken("signing keys unavailable")
         raise InvalidToken("unknown signing key")
 
+    async def replacement_for(self, key: Key) -> Key | None:
+        """The provider's single key, re-fetched (rate-limited like an unknown `kid`), when `key`
+        failed to verify a token that names no `kid`: providers that omit `kid` still rotate keys."""
+        async with self._lock:
+            if self._only_key is not None and self._only_key is not key:
+                return self._only_key  # another request already picked up the new key
+            if not self._may_attempt():
+                return None
+            self._last_attempt = self._clock()
+            try:
+                await self._fetch()
+            except KeySourceError as exc:
+                log.warning("OIDC key refresh failed, keeping cached keys: %s", exc)
+                return None
+            return self._only_key if self._only_key is not key else None
+
     def _lookup(self, kid: str | None) -> Key | None:
         if kid is None:
             return self._only_key
@@ -503,13 +519,11 @@ class TokenVerifier:
             raise InvalidToken("malformed token")
 
         key = await self._source.get_key(kid)
-        if key.key_type == "oct":
-            raise InvalidToken("unknown signing key")
-        try:
-            valid = jws.validate_compact(obj, key, registry=self._jws_registry)
-        except JoseError:
-            # e.g. header says RS256 but the key is EC, or the key is pinned to another alg
-            raise InvalidToken("bad signature") from None
+        valid = self._signed_by(obj, key)
+        replacement = getattr(self._source, "replacement_for", None)
+        if not valid and kid is None and replacement is not None:
+            newer = await replacement(key)
+            valid = newer is not None and self._signed_by(obj, newer)
         if not valid:
             raise InvalidToken("bad signature")
 
@@ -532,6 +546,15 @@ class TokenVerifier:
             raise InvalidToken("invalid claims") from None
 
         return map_claims(claims, self._settings)
+
+    def _signed_by(self, obj: Any, key: Key) -> bool:
+        if key.key_type == "oct":
+            raise InvalidToken("unknown signing key")
+        try:
+            return bool(jws.validate_compact(obj, key, registry=self._jws_registry))
+        except JoseError:
+            # e.g. header says RS256 but the key is EC, or the key is pinned to another alg
+            return False
 
 
 async def build_verifier(settings, http_client: httpx.AsyncClient) -> tuple[TokenVerifier, DevelopmentIssuer | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 ROLES = (
@@ -24,6 +25,10 @@ class Principal:
     agency: str | None
     roles: frozenset[str] = field(default_factory=frozenset)
     unit: str | None = None
+    # Set per request by the access layer, never from the token: the row scopes the policy
+    # grants the roles, and the one subject a BREAK_GLASS request may read outside them.
+    scopes: frozenset[str] = field(default_factory=frozenset, compare=False)
+    break_glass_subject: uuid.UUID | None = field(default=None, compare=False)
 
     def has(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))

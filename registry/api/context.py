@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.access.grants import Grants
 from registry.access.policy import Policy
 from registry.access.principal import Principal
+from registry.api.limits import RateLimiter
 
 if TYPE_CHECKING:
     from registry.api.loaders import Loaders
@@ -30,12 +33,20 @@ class Context:
     request_id: str
     purpose: str | None = None
     justification: str | None = None
+    lookups: RateLimiter = field(default_factory=RateLimiter)
+    # Set by api.purpose_guard when a justified BREAK_GLASS request reads a subject outside the
+    # caller's row scope; the audit trail flags such requests for the DPO's review.
+    break_glass: bool = False
+    break_glass_subject: uuid.UUID | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     loaders: "Loaders" = field(init=False)
+    grants: Grants = field(init=False)
 
     def __post_init__(self) -> None:
         from registry.api.loaders import Loaders
 
+        self.principal = self.policy.bind(self.principal)  # row scopes come from the policy only
+        self.grants = self.policy.grants_for(self.principal)
         self.loaders = Loaders(self)
 
     @asynccontextmanager

@@ -1,12 +1,14 @@
 """One place that turns failures into GraphQL errors with a stable `extensions.code`.
 
 Expected failures keep their message; anything else is masked as INTERNAL with the request
-id, and logged in full on the server only.
+id, and logged in full on the server only. No message suggests names ("Did you mean ...?"):
+a suggestion could name a field the caller's role may not read.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from graphql import GraphQLError
@@ -24,8 +26,10 @@ CODES = {
     "BAD_USER_INPUT",
     "QUERY_TOO_COMPLEX",
     "PERSISTED_QUERY_NOT_FOUND",
+    "RATE_LIMITED",
     "INTERNAL",
 }
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?", re.DOTALL)
 
 
 def error(message: str, code: str, **extensions: Any) -> dict[str, Any]:
@@ -35,7 +39,7 @@ def error(message: str, code: str, **extensions: Any) -> dict[str, Any]:
 def format_error(err: GraphQLError, request_id: str) -> tuple[dict[str, Any], bool]:
     """The error as sent to the client, and whether it was unexpected (then the change rolls back)."""
     original = err.original_error
-    out: dict[str, Any] = {"message": err.message}
+    out: dict[str, Any] = {"message": _SUGGESTION.sub("", err.message)}
     if err.locations:
         out["locations"] = [{"line": loc.line, "column": loc.column} for loc in err.locations]
     if err.path:
@@ -52,3 +56,17 @@ def format_error(err: GraphQLError, request_id: str) -> tuple[dict[str, Any], bo
     out["message"] = f"Internal error; quote request id {request_id} to the registry's operators"
     out["extensions"] = {"code": "INTERNAL", "requestId": request_id}
     return out, True
+
+
+def deduplicate(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One FORBIDDEN error per refused Type.field per response (a list of 100 records hits it 100 times)."""
+    seen: set[str] = set()
+    out = []
+    for err in errors:
+        ext = err.get("extensions") or {}
+        if ext.get("code") == "FORBIDDEN" and ext.get("field"):
+            if ext["field"] in seen:
+                continue
+            seen.add(ext["field"])
+        out.append(err)
+    return out

@@ -17,7 +17,7 @@ from strawberry.http.ides import get_graphql_ide_html
 
 from registry.access.identity import InvalidToken
 from registry.api.context import Context
-from registry.api.errors import error, format_error
+from registry.api.errors import deduplicate, error, format_error
 
 log = logging.getLogger("registry.http")
 
@@ -106,6 +106,7 @@ async def _execute(request: Request, services: Any, principal: Any, op: Any, rid
             request_id=rid,
             purpose=request.headers.get("registry-purpose"),
             justification=request.headers.get("registry-justification"),
+            lookups=services.lookups,
         )
         result = await services.schema.execute(
             op["query"],
@@ -128,5 +129,5 @@ async def _execute(request: Request, services: Any, principal: Any, op: Any, rid
             return {"data": None, "errors": [error(f"Internal error; quote request id {rid}", "INTERNAL", requestId=rid)]}
     response: dict[str, Any] = {"data": result.data}
     if formatted:
-        response["errors"] = formatted
+        response["errors"] = deduplicate(formatted)
     return response

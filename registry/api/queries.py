@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Optional
 
 import strawberry
 from strawberry.types import Info
 
+from registry.access.grants import MUTATION, QUERY, Grants
 from registry.api.types import (
     LegalStatus,
     LookupOutcome,
     LookupResult,
     Me,
     PageInfo,
+    Permissions,
     Referral,
     ReferralConnection,
     ReferralEdge,
@@ -22,9 +25,12 @@ from registry.api.types import (
     Subject,
     SubjectConnection,
     SubjectEdge,
+    TypeFields,
 )
 from registry.domain import lookup, referrals, subjects
 from registry.domain.pages import Page
+
+log = logging.getLogger("registry.lookup")
 
 
 @strawberry.input(description="Narrows a list of subjects.")
@@ -52,7 +58,25 @@ def _page_info(page: Page, cursors: list[str]) -> PageInfo:
     )
 
 
-@strawberry.type(description="Read access to the registry.")
+def _permissions(grants: Grants) -> Permissions:
+    def table(rules) -> list[TypeFields]:
+        return [
+            TypeFields(type=name, fields=sorted(fields))
+            for name, fields in sorted(rules.items())
+            if fields and name not in (QUERY, MUTATION)
+        ]
+
+    return Permissions(
+        queries=sorted(grants.queries),
+        mutations=sorted(grants.mutations),
+        purposes=sorted(grants.purposes),
+        scopes=sorted(grants.scopes),
+        read=table(grants.read),
+        write=table(grants.write),
+    )
+
+
+@strawberry.type(description="Read access to the registry. Fields the caller may not call resolve to null.")
 class Query:
     @strawberry.field(description="The caller: identity, roles and what they may do.")
     def me(self, info: Info) -> Me:
@@ -64,8 +88,9 @@ class Query:
             agency=p.agency,
             roles=sorted(p.roles),
             unit=p.unit,
-            mutations=sorted(ctx.policy.mutations(p)),
-            purposes=sorted(ctx.policy.purposes(p)),
+            mutations=sorted(ctx.grants.mutations),
+            purposes=sorted(ctx.grants.purposes),
+            permissions=_permissions(ctx.grants),
         )
 
     @strawberry.field(description="One subject by id; null when it does not exist or is outside the caller's scope.")
@@ -77,7 +102,7 @@ class Query:
     @strawberry.field(description="Subjects in the caller's scope, ordered by reference.")
     async def subjects(
         self, info: Info, first: int = 20, after: Optional[str] = None, filter: Optional[SubjectFilter] = None
-    ) -> SubjectConnection:
+    ) -> Optional[SubjectConnection]:
         f = filter or SubjectFilter()
         command = subjects.SubjectFilter(
             reference=f.reference,
@@ -102,7 +127,7 @@ class Query:
     @strawberry.field(description="Referrals in the caller's scope, newest first.")
     async def referrals(
         self, info: Info, first: int = 20, after: Optional[str] = None, filter: Optional[ReferralFilter] = None
-    ) -> ReferralConnection:
+    ) -> Optional[ReferralConnection]:
         f = filter or ReferralFilter()
         command = referrals.ReferralFilter(
             status=[s.value for s in f.status] if f.status else None,
@@ -118,10 +143,13 @@ class Query:
             page_info=_page_info(page, cursors),
         )
 
-    @strawberry.field(description="Hit/no-hit: whether the registry holds a file on this national number.")
-    async def lookup_subject(self, info: Info, national_number: str) -> LookupResult:
-        async with info.context.db() as session:
+    @strawberry.field(description="Hit/no-hit: whether the registry holds a file on this national number (rate-limited).")
+    async def lookup_subject(self, info: Info, national_number: str) -> Optional[LookupResult]:
+        ctx = info.context
+        ctx.lookups.take(ctx.principal.id)
+        async with ctx.db() as session:
             agency = await lookup.lookup(session, national_number)
+        log.info("lookup by %s (request %s): %s", ctx.principal.id, ctx.request_id, "HIT" if agency else "NO_HIT")
         if agency is None:
             return LookupResult(outcome=LookupOutcome.NO_HIT, contact_agency=None)
         return LookupResult(outcome=LookupOutcome.HIT, contact_agency=agency)

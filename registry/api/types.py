@@ -66,16 +66,27 @@ def _first(first: int) -> int:
     return check_first(first)
 
 
-@strawberry.type(description="Metadata of one version of a record.")
-class RevisionInfo:
-    version: int = strawberry.field(description="Version number, 1 for the record as created.")
-    changed_at: datetime = strawberry.field(description="When this version was written.")
-    changed_by: str = strawberry.field(description="Who wrote this version.")
-    changed_fields: list[str] = strawberry.field(description="Fields that changed in this version.")
+def _revision_info(name: str, record: str) -> type:
+    """Metadata of one version. One GraphQL type per record type (each with its own field
+    definitions), so `changedBy` can follow that record type's author rule in the policy."""
+
+    @strawberry.type(name=name, description=f"Metadata of one version of {record}.")
+    class RevisionInfo:
+        version: int = strawberry.field(description="Version number, 1 for the record as created.")
+        changed_at: datetime = strawberry.field(description="When this version was written.")
+        changed_by: Optional[str] = strawberry.field(description="Who wrote this version.")
+        changed_fields: list[str] = strawberry.field(description="Fields that changed in this version.")
+
+    return RevisionInfo
 
 
-def _revision(row: tables.RecordVersion) -> RevisionInfo:
-    return RevisionInfo(
+SubjectRevisionInfo = _revision_info("SubjectRevisionInfo", "a subject's file")
+ReferralRevisionInfo = _revision_info("ReferralRevisionInfo", "a referral")
+AssessmentRevisionInfo = _revision_info("AssessmentRevisionInfo", "a threat assessment")
+
+
+def _revision(cls: type, row: tables.RecordVersion):
+    return cls(
         version=row.version, changed_at=row.changed_at, changed_by=row.changed_by, changed_fields=row.changed_fields
     )
 
@@ -141,14 +152,17 @@ class Subject:
     async def history(self, info: Info) -> list["SubjectRevision"]:
         rows = await info.context.loaders.history("Subject").load(self.id)
         return [
-            SubjectRevision(revision=_revision(r), record=Subject.from_row(versions.restore(tables.Subject, r.data)))
+            SubjectRevision(
+                revision=_revision(SubjectRevisionInfo, r),
+                record=Subject.from_row(versions.restore(tables.Subject, r.data)),
+            )
             for r in rows
         ]
 
 
 @strawberry.type(description="One version of a subject's file.")
 class SubjectRevision:
-    revision: RevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")
+    revision: SubjectRevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")
     record: Subject = strawberry.field(description="The file as it was in this version.")
 
 
@@ -205,14 +219,17 @@ class Referral:
     async def history(self, info: Info) -> list["ReferralRevision"]:
         rows = await info.context.loaders.history("Referral").load(self.id)
         return [
-            ReferralRevision(revision=_revision(r), record=Referral.from_row(versions.restore(tables.Referral, r.data)))
+            ReferralRevision(
+                revision=_revision(ReferralRevisionInfo, r),
+                record=Referral.from_row(versions.restore(tables.Referral, r.data)),
+            )
             for r in rows
         ]
 
 
 @strawberry.type(description="One version of a referral.")
 class ReferralRevision:
-    revision: RevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")
+    revision: ReferralRevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")
     record: Referral = strawberry.field(description="The referral as it was in this version.")
 
 
@@ -298,7 +315,8 @@ class ThreatAssessment:
         rows = await info.context.loaders.history("ThreatAssessment").load(self.id)
         return [
             AssessmentRevision(
-                revision=_revision(r), record=ThreatAssessment.from_row(versions.restore(tables.ThreatAssessment, r.data))
+                revision=_revision(AssessmentRevisionInfo, r),
+                record=ThreatAssessment.from_row(versions.restore(tables.ThreatAssessment, r.data)),
             )
             for r in rows
         ]
@@ -306,7 +324,7 @@ class ThreatAssessment:
 
 @strawberry.type(description="One version of a threat assessment.")
 class AssessmentRevision:
-    revision: RevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")
+    revision: AssessmentRevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")
     record: ThreatAssessment = strawberry.field(description="The assessment as it was in this version.")
 
 
@@ -342,6 +360,22 @@ class ReferralConnection:
     page_info: PageInfo = strawberry.field(description="Pagination state.")
 
 
+@strawberry.type(description="Fields of one type that the caller may read, or of one input type that the caller may set.")
+class TypeFields:
+    type: str = strawberry.field(description="GraphQL type name.")
+    fields: list[str] = strawberry.field(description="Field names, sorted.")
+
+
+@strawberry.type(description="What the caller may ask for, from the access policy: a front-end hides the rest.")
+class Permissions:
+    queries: list[str] = strawberry.field(description="Query fields the caller may call.")
+    mutations: list[str] = strawberry.field(description="Mutations the caller may call.")
+    purposes: list[str] = strawberry.field(description="Values the caller may send in Registry-Purpose.")
+    scopes: list[str] = strawberry.field(description="Named row scopes: which records the caller sees at all.")
+    read: list[TypeFields] = strawberry.field(description="Readable fields per type; others resolve to null.")
+    write: list[TypeFields] = strawberry.field(description="Input fields the caller may set, per input type.")
+
+
 @strawberry.type(description="The caller, as the registry sees them.")
 class Me:
     id: str = strawberry.field(description="Subject identifier from the token.")
@@ -351,6 +385,7 @@ class Me:
     unit: Optional[str] = strawberry.field(description="Unit (institution) code, for caseworkers.")
     mutations: list[str] = strawberry.field(description="Mutations the caller may call.")
     purposes: list[str] = strawberry.field(description="Purposes the caller may declare.")
+    permissions: Permissions = strawberry.field(description="What the caller may read, set and call.")
 
 
 @strawberry.enum(description="Whether the registry holds a file on a national number.")

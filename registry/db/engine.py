@@ -20,18 +20,19 @@ def sync_url(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(url: str, settings: Settings) -> AsyncEngine:
+def create_engine(url: str, settings: Settings, *, as_owner: bool = False) -> AsyncEngine:
+    """The service's engine (working as `settings.database_role`), or the owner's for migrations."""
+    server_settings = {
+        "statement_timeout": str(settings.statement_timeout_ms),
+        "application_name": "registry",
+    }
+    if settings.database_role and not as_owner:
+        server_settings["role"] = settings.database_role
     return create_async_engine(
         async_url(url),
-        pool_size=settings.db_pool_size,
+        pool_size=1 if as_owner else settings.db_pool_size,
         max_overflow=0,
-        pool_pre_ping=False,
-        connect_args={
-            "server_settings": {
-                "statement_timeout": str(settings.statement_timeout_ms),
-                "application_name": "registry",
-            },
-        },
+        connect_args={"server_settings": server_settings},
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Sequence,
     SmallInteger,
@@ -70,6 +71,7 @@ class Subject(Base):
     agency_code: Mapped[str] = mapped_column(ForeignKey("agency.code"), nullable=False, index=True)
     review_due_at: Mapped[date | None] = mapped_column(Date)
     retain_until: Mapped[date | None] = mapped_column(Date)
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     created_by: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = _now()
@@ -189,3 +191,47 @@ class RecordVersion(Base):
     __table_args__ = (
         Index(None, "record_type", "record_id", "version", unique=True),
     )
+
+
+class AuditEvent(Base):
+    """One consultation or change. Append-only: the service role may only insert and read."""
+
+    __tablename__ = "audit_event"
+
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False, unique=True, default=uuid.uuid4)
+    occurred_at: Mapped[datetime] = _now()
+    action: Mapped[str] = mapped_column(Text, nullable=False)
+    outcome: Mapped[str] = mapped_column(Text, nullable=False)
+    actor_id: Mapped[str] = mapped_column(Text, nullable=False)
+    actor_name: Mapped[str] = mapped_column(Text, nullable=False)
+    actor_agency: Mapped[str | None] = mapped_column(Text)
+    actor_roles: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    purpose: Mapped[str | None] = mapped_column(Text)
+    justification: Mapped[str | None] = mapped_column(Text)
+    operation: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(Text)
+    break_glass: Mapped[bool] = mapped_column(nullable=False, default=False)
+    subject_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)), nullable=False)
+    records: Mapped[list] = mapped_column(JSONB, nullable=False)
+    detail: Mapped[dict] = mapped_column(JSONB, nullable=False)
+
+    __table_args__ = (
+        Index(None, "occurred_at"),
+        Index(None, "actor_id", "occurred_at"),
+        Index("ix_audit_event_subject_ids", "subject_ids", postgresql_using="gin"),
+        Index("ix_audit_event_break_glass", "seq", postgresql_where="break_glass"),
+    )
+
+
+class AuditSeal(Base):
+    """The hash chain over audit events, in the order the sealer linked them."""
+
+    __tablename__ = "audit_seal"
+
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
+    event_digest: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    sealed_at: Mapped[datetime] = _now()

@@ -130,7 +130,7 @@ async def validate(
         principal,
     )
     await versions.record(session, assessment, principal, changed)
-    subject.review_due_at = subjects.review_due(subject.date_of_birth, now)
+    subjects.set_retention_dates(subject, now)
     return assessment
 
 

@@ -36,3 +36,7 @@ class PurposeRequired(RegistryError):
 
 class QueryTooComplex(RegistryError):
     code = "QUERY_TOO_COMPLEX"
+
+
+class RateLimited(RegistryError):
+    code = "RATE_LIMITED"

@@ -15,7 +15,7 @@ from registry.db.tables import Referral, Subject
 from registry.domain import agencies, versions
 from registry.domain.errors import BadUserInput, NotFound
 from registry.domain.pages import Page, check_first, decode_cursor, encode_cursor
-from registry.domain.text import NAME_MAX, TEXT_MAX, clean
+from registry.domain.text import NAME_MAX, TEXT_MAX, clean, refuse_nul
 
 REASONS = ("TERRORISM_SUSPECTED", "TERRORISM_CONVICTED", "RADICALISATION_CONCERN")
 STATUSES = ("DRAFT", "SUBMITTED", "ACKNOWLEDGED", "CLOSED")
@@ -121,6 +121,7 @@ async def page(
     if filter.subject_id:
         query = query.where(Referral.subject_id == filter.subject_id)
     if filter.agency:
+        refuse_nul(filter.agency, "filter.agency")
         query = query.where(Referral.agency_code == filter.agency)
     if after:
         created, ident = decode_cursor(after, 2)

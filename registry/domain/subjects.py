@@ -16,10 +16,11 @@ from registry.db.tables import Subject, ThreatAssessment, subject_reference_seq
 from registry.domain import agencies, national_number, versions
 from registry.domain.errors import BadUserInput, Conflict
 from registry.domain.pages import Page, check_first, decode_cursor, encode_cursor
-from registry.domain.text import CODE_MAX, NAME_MAX, clean
+from registry.domain.text import CODE_MAX, NAME_MAX, clean, refuse_nul
 
 LEGAL_STATUSES = ("CONCERN", "SUSPECTED", "CONVICTED")
 REVIEW_AFTER_ASSESSMENT = timedelta(days=182)
+RETENTION_YEARS = 5
 
 
 @dataclass
@@ -47,11 +48,15 @@ class SubjectFilter:
     agency: str | None = None
 
 
-def eighteenth_birthday(born: date) -> date:
+def _years_after(day: date, years: int) -> date:
     try:
-        return born.replace(year=born.year + 18)
+        return day.replace(year=day.year + years)
     except ValueError:  # 29 February
-        return born.replace(year=born.year + 18, day=28)
+        return day.replace(year=day.year + years, day=28)
+
+
+def eighteenth_birthday(born: date) -> date:
+    return _years_after(born, 18)
 
 
 def review_due(born: date | None, last_validated: datetime | None) -> date | None:
@@ -62,6 +67,20 @@ def review_due(born: date | None, last_validated: datetime | None) -> date | Non
     if last_validated:
         candidates.append(last_validated.date() + REVIEW_AFTER_ASSESSMENT)
     return min(candidates) if candidates else None
+
+
+def retain_until(born: date | None, last_validated: datetime | None) -> date | None:
+    """Five years after the later of the 18th birthday and the last validated assessment."""
+    anchors = [eighteenth_birthday(born)] if born else []
+    if last_validated:
+        anchors.append(last_validated.date())
+    return _years_after(max(anchors), RETENTION_YEARS) if anchors else None
+
+
+def set_retention_dates(subject: Subject, last_validated: datetime | None) -> None:
+    """Keep reviewDueAt and retainUntil in step with every change that moves them."""
+    subject.review_due_at = review_due(subject.date_of_birth, last_validated)
+    subject.retain_until = retain_until(subject.date_of_birth, last_validated)
 
 
 def _validated_fields(values: dict) -> dict:
@@ -114,6 +133,7 @@ async def create(session: AsyncSession, principal: Principal, command: CreateSub
         created_by=principal.name,
         updated_by=principal.name,
         review_due_at=review_due(values["date_of_birth"], None),
+        retain_until=retain_until(values["date_of_birth"], None),
         **values,
     )
     session.add(subject)
@@ -133,19 +153,19 @@ async def update(session: AsyncSession, principal: Principal, command: UpdateSub
         await _refuse_duplicate(session, values["national_number"], except_id=subject.id)
     changed = versions.apply_changes(subject, values, principal)
     if "date_of_birth" in changed:
-        await refresh_review_due(session, subject)
+        await _refresh_retention_dates(session, subject)
     if changed:
         await versions.record(session, subject, principal, changed)
     return subject
 
 
-async def refresh_review_due(session: AsyncSession, subject: Subject) -> None:
+async def _refresh_retention_dates(session: AsyncSession, subject: Subject) -> None:
     last_validated = await session.scalar(
         select(func.max(ThreatAssessment.validated_at)).where(
             ThreatAssessment.subject_id == subject.id, ThreatAssessment.validated_at.is_not(None)
         )
     )
-    subject.review_due_at = review_due(subject.date_of_birth, last_validated)
+    set_retention_dates(subject, last_validated)
 
 
 async def get(session: AsyncSession, principal: Principal, subject_id: uuid.UUID) -> Subject | None:
@@ -161,6 +181,8 @@ async def page(
     session: AsyncSession, principal: Principal, first: int, after: str | None, filter: SubjectFilter
 ) -> Page[Subject]:
     """Subjects in scope, ordered by reference."""
+    for name in ("reference", "institution", "agency"):
+        refuse_nul(getattr(filter, name), f"filter.{name}")
     query = select(Subject).where(subject_scope(principal))
     if filter.reference:
         query = query.where(Subject.reference == filter.reference)
