@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -24,6 +25,7 @@ from registry.access.policy import POLICY_PATH, Policy
 from registry.api.http import graphql_endpoint, json_response
 from registry.api.limits import RateLimiter
 from registry.api.schema import RegistrySchema, build_schema
+from registry.audit.chain import run_sealer
 from registry.config import Settings, get_settings
 from registry.db.embedded import EmbeddedPostgres
 from registry.db.engine import create_engine, create_sessionmaker
@@ -152,7 +154,16 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     dev_issuer=dev_issuer,
                     lookups=RateLimiter(settings.lookups_per_minute),
                 )
-                yield
+                # The sealer has its own connection: it never waits for, nor delays, a request.
+                sealer_engine = create_engine(url, settings, pool_size=1)
+                sealer = asyncio.create_task(run_sealer(sealer_engine, settings.audit_seal_interval_seconds))
+                try:
+                    yield
+                finally:
+                    sealer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sealer
+                    await sealer_engine.dispose()
             finally:
                 await engine.dispose()
                 if embedded:

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     claim_roles: str = "roles"
     claim_unit: str = "unit"
 
-    max_page_size: int = 100
+    audit_seal_interval_seconds: float = 1.0
     # Access policy (DESIGN section 5); the default is auth/policy.toml in the source tree.
     policy_path: Path | None = None
     lookups_per_minute: int = 30  # hit/no-hit lookups per principal, so the registry cannot be enumerated

@@ -14,6 +14,7 @@ from registry.access.grants import Grants
 from registry.access.policy import Policy
 from registry.access.principal import Principal
 from registry.api.limits import RateLimiter
+from registry.audit.trail import Actor, Change, Disclosure
 
 if TYPE_CHECKING:
     from registry.api.loaders import Loaders
@@ -38,6 +39,11 @@ class Context:
     # caller's row scope; the audit trail flags such requests for the DPO's review.
     break_glass: bool = False
     break_glass_subject: uuid.UUID | None = None
+    operation: str | None = None
+    # What the request returned and changed, written to the audit trail before it commits.
+    disclosure: Disclosure = field(default_factory=Disclosure)
+    changes: list[Change] = field(default_factory=list)
+    lookups_answered: list[uuid.UUID | None] = field(default_factory=list)  # subject id on a hit
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     loaders: "Loaders" = field(init=False)
     grants: Grants = field(init=False)
@@ -56,8 +62,16 @@ class Context:
             yield self.session
 
     @asynccontextmanager
-    async def change(self) -> AsyncIterator[AsyncSession]:
-        """One mutation: a savepoint, so a refused change leaves nothing behind."""
+    async def change(self, action: str) -> AsyncIterator[Change]:
+        """One mutation: a savepoint, so a refused change leaves nothing behind; a change that
+        succeeded is kept for the audit trail (the resolver must say which record changed)."""
+        change = Change(action, self.session)
         async with self.lock:
             async with self.session.begin_nested():
-                yield self.session
+                yield change
+        if change.record is None:
+            raise RuntimeError(f"mutation {action} did not report the record it changed")
+        self.changes.append(change)
+
+    def actor(self) -> Actor:
+        return Actor(self.principal, self.request_id, self.operation, self.purpose, self.justification)

@@ -27,6 +27,10 @@ from registry.access.grants import MUTATION, QUERY
 from registry.domain.errors import Forbidden
 
 
+# Records whose fields, once returned, are written to the audit trail as disclosed.
+DISCLOSED_TYPES = frozenset({"Subject", "Referral", "FollowUpNote", "ThreatAssessment", "AuditEvent"})
+
+
 def _refusal(type_name: str, field: str) -> Forbidden:
     what = {QUERY: f"query {field}", MUTATION: f"call {field}"}.get(type_name, f"read {type_name}.{field}")
     return Forbidden(f"your role may not {what}", field=f"{type_name}.{field}")
@@ -48,6 +52,9 @@ class FieldGuard(SchemaExtension):
                     raise Forbidden(
                         f"your role may not set {input_type}.{input_field}", field=f"{input_type}.{input_field}"
                     )
+        if type_name in DISCLOSED_TYPES:
+            subject_id = root.id if type_name == "Subject" else getattr(root, "subject_id", None)
+            info.context.disclosure.add(type_name, root.id, subject_id, field)
         return _next(root, info, *args, **kwargs)
 
 

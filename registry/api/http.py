@@ -17,6 +17,7 @@ from strawberry.http.ides import get_graphql_ide_html
 
 from registry.access.identity import InvalidToken
 from registry.api.context import Context
+from registry.audit import trail
 from registry.api.errors import deduplicate, error, format_error
 
 log = logging.getLogger("registry.http")
@@ -107,6 +108,7 @@ async def _execute(request: Request, services: Any, principal: Any, op: Any, rid
             purpose=request.headers.get("registry-purpose"),
             justification=request.headers.get("registry-justification"),
             lookups=services.lookups,
+            operation=operation_name if isinstance(operation_name, str) else None,
         )
         result = await services.schema.execute(
             op["query"],
@@ -119,15 +121,27 @@ async def _execute(request: Request, services: Any, principal: Any, op: Any, rid
             out, bad = format_error(err, rid)
             formatted.append(out)
             unexpected |= bad
+        formatted = deduplicate(formatted)
         try:
             if unexpected:
                 await session.rollback()
             else:
+                await trail.record_request(
+                    session,
+                    ctx.actor(),
+                    disclosure=ctx.disclosure,
+                    changes=ctx.changes,
+                    lookups=ctx.lookups_answered,
+                    errors=formatted,
+                    break_glass=ctx.break_glass,
+                )
                 await session.commit()
-        except Exception:  # the commit failed: nothing was written, nothing is returned
-            log.exception("commit failed (request %s)", rid)
+        except Exception:  # audit or commit failed: nothing was written, nothing is returned
+            log.exception("audit write or commit failed (request %s)", rid)
+            await session.rollback()
             return {"data": None, "errors": [error(f"Internal error; quote request id {rid}", "INTERNAL", requestId=rid)]}
-    response: dict[str, Any] = {"data": result.data}
+    # A request that failed unexpectedly wrote no audit event, so it returns no data either.
+    response: dict[str, Any] = {"data": None if unexpected else result.data}
     if formatted:
-        response["errors"] = deduplicate(formatted)
+        response["errors"] = formatted
     return response

@@ -157,8 +157,11 @@ ASSESSMENT_FIELDS = {
 
 async def _transition(info: Info, input: ReferralTransitionInput, step: str) -> ReferralPayload:
     ctx = info.context
-    async with ctx.change() as session:
-        row = await referrals.transition(session, ctx.principal, input.id, input.expected_version, step)
+    async with ctx.change(f"referral.{referrals.TRANSITIONS[step][1].lower()}") as change:
+        row = change.done(
+            await referrals.transition(change.session, ctx.principal, input.id, input.expected_version, step),
+            before=input.expected_version,
+        )
     return ReferralPayload(referral=Referral.from_row(row))
 
 
@@ -168,24 +171,24 @@ class Mutation:
     async def create_subject(self, info: Info, input: CreateSubjectInput) -> SubjectPayload:
         ctx = info.context
         command = subjects.CreateSubject(**_changes(input, SUBJECT_FIELDS))
-        async with ctx.change() as session:
-            row = await subjects.create(session, ctx.principal, command)
+        async with ctx.change("subject.created") as change:
+            row = change.done(await subjects.create(change.session, ctx.principal, command))
         return SubjectPayload(subject=Subject.from_row(row))
 
     @mutation("Change a subject's file; refused with CONFLICT when expectedVersion is stale.")
     async def update_subject(self, info: Info, input: UpdateSubjectInput) -> SubjectPayload:
         ctx = info.context
         command = subjects.UpdateSubject(input.id, input.expected_version, _changes(input, SUBJECT_FIELDS))
-        async with ctx.change() as session:
-            row = await subjects.update(session, ctx.principal, command)
+        async with ctx.change("subject.updated") as change:
+            row = change.done(await subjects.update(change.session, ctx.principal, command), before=input.expected_version)
         return SubjectPayload(subject=Subject.from_row(row))
 
     @mutation("Draft a referral of a subject.")
     async def draft_referral(self, info: Info, input: DraftReferralInput) -> ReferralPayload:
         ctx = info.context
         command = referrals.DraftReferral(input.subject_id, input.reason.value, input.narrative, input.legal_basis)
-        async with ctx.change() as session:
-            row = await referrals.draft(session, ctx.principal, command)
+        async with ctx.change("referral.drafted") as change:
+            row = change.done(await referrals.draft(change.session, ctx.principal, command))
         return ReferralPayload(referral=Referral.from_row(row))
 
     @mutation("Submit a draft referral to the threat analysts.")
@@ -204,15 +207,15 @@ class Mutation:
     async def add_note(self, info: Info, input: AddNoteInput) -> NotePayload:
         ctx = info.context
         command = notes.AddNote(input.subject_id, input.body, input.visibility.value, input.referral_id)
-        async with ctx.change() as session:
-            row = await notes.add(session, ctx.principal, command)
+        async with ctx.change("note.added") as change:
+            row = change.done(await notes.add(change.session, ctx.principal, command))
         return NotePayload(note=FollowUpNote.from_row(row))
 
     @mutation("Correct a note you wrote: a new note that replaces it; the original stays, marked corrected.")
     async def correct_note(self, info: Info, input: CorrectNoteInput) -> NotePayload:
         ctx = info.context
-        async with ctx.change() as session:
-            row = await notes.correct(session, ctx.principal, notes.CorrectNote(input.note_id, input.body))
+        async with ctx.change("note.corrected") as change:
+            row = change.done(await notes.correct(change.session, ctx.principal, notes.CorrectNote(input.note_id, input.body)))
         return NotePayload(note=FollowUpNote.from_row(row))
 
     @mutation("Draft a threat assessment.")
@@ -227,21 +230,21 @@ class Mutation:
             valid_until=input.valid_until,
             referral_id=input.referral_id,
         )
-        async with ctx.change() as session:
-            row = await assessments.draft(session, ctx.principal, command)
+        async with ctx.change("assessment.drafted") as change:
+            row = change.done(await assessments.draft(change.session, ctx.principal, command))
         return AssessmentPayload(assessment=ThreatAssessment.from_row(row))
 
     @mutation("Change a draft assessment; refused with CONFLICT when expectedVersion is stale.")
     async def update_assessment(self, info: Info, input: UpdateAssessmentInput) -> AssessmentPayload:
         ctx = info.context
         command = assessments.UpdateAssessment(input.id, input.expected_version, _changes(input, ASSESSMENT_FIELDS))
-        async with ctx.change() as session:
-            row = await assessments.update(session, ctx.principal, command)
+        async with ctx.change("assessment.updated") as change:
+            row = change.done(await assessments.update(change.session, ctx.principal, command), before=input.expected_version)
         return AssessmentPayload(assessment=ThreatAssessment.from_row(row))
 
     @mutation("Validate a draft assessment (four-eyes: not its author); supersedes the previous one.")
     async def validate_assessment(self, info: Info, input: ValidateAssessmentInput) -> AssessmentPayload:
         ctx = info.context
-        async with ctx.change() as session:
-            row = await assessments.validate(session, ctx.principal, input.id, input.expected_version)
+        async with ctx.change("assessment.validated") as change:
+            row = change.done(await assessments.validate(change.session, ctx.principal, input.id, input.expected_version), before=input.expected_version)
         return AssessmentPayload(assessment=ThreatAssessment.from_row(row))

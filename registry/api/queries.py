@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Optional
 
@@ -29,8 +28,6 @@ from registry.api.types import (
 )
 from registry.domain import lookup, referrals, subjects
 from registry.domain.pages import Page
-
-log = logging.getLogger("registry.lookup")
 
 
 @strawberry.input(description="Narrows a list of subjects.")
@@ -148,8 +145,8 @@ class Query:
         ctx = info.context
         ctx.lookups.take(ctx.principal.id)
         async with ctx.db() as session:
-            agency = await lookup.lookup(session, national_number)
-        log.info("lookup by %s (request %s): %s", ctx.principal.id, ctx.request_id, "HIT" if agency else "NO_HIT")
-        if agency is None:
+            hit = await lookup.lookup(session, national_number)
+        ctx.lookups_answered.append(hit[0] if hit else None)
+        if hit is None:
             return LookupResult(outcome=LookupOutcome.NO_HIT, contact_agency=None)
-        return LookupResult(outcome=LookupOutcome.HIT, contact_agency=agency)
+        return LookupResult(outcome=LookupOutcome.HIT, contact_agency=hit[1])

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 SEALER_LOCK = 727_275
 GENESIS = bytes(32)
 # How far back a late commit can land: longer than any request transaction can last.
-LATE_COMMIT_WINDOW = "10 minutes"
+LATE_COMMIT_WINDOW = timedelta(minutes=10)
 EVENT_DIGEST = "sha256(convert_to(to_jsonb(e)::text, 'UTF8'))"
 
 
@@ -45,13 +46,13 @@ async def seal(conn: AsyncConnection, batch: int = 5000) -> int:
                 f"""
                 SELECT e.seq, {EVENT_DIGEST} AS digest
                 FROM audit_event e
-                WHERE e.occurred_at > CAST(:since AS timestamptz) - CAST(:window AS interval)
+                WHERE e.occurred_at > :since
                   AND NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_seq = e.seq)
                 ORDER BY e.seq
                 LIMIT :batch
                 """
             ),
-            {"since": last.sealed_at if last else "-infinity", "window": LATE_COMMIT_WINDOW, "batch": batch},
+            {"since": last.sealed_at - LATE_COMMIT_WINDOW if last else datetime.min.replace(tzinfo=timezone.utc), "batch": batch},
         )
     ).all()
     seals = []

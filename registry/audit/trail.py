@@ -22,9 +22,10 @@ class Disclosure:
     fields: dict[tuple[str, uuid.UUID], set[str]] = field(default_factory=dict)
     subject_ids: set[uuid.UUID] = field(default_factory=set)
 
-    def add(self, type_name: str, record_id: uuid.UUID, subject_id: uuid.UUID, field_name: str) -> None:
+    def add(self, type_name: str, record_id: uuid.UUID, subject_id: uuid.UUID | None, field_name: str) -> None:
         self.fields.setdefault((type_name, record_id), set()).add(field_name)
-        self.subject_ids.add(subject_id)
+        if subject_id is not None:
+            self.subject_ids.add(subject_id)
 
     def records(self) -> list[dict[str, Any]]:
         return [
@@ -34,6 +35,28 @@ class Disclosure:
 
     def __bool__(self) -> bool:
         return bool(self.fields)
+
+
+@dataclass
+class Change:
+    """One mutation's effect: the record it changed and its versions before and after."""
+
+    action: str
+    session: AsyncSession
+    record: Any = None
+    version_before: int | None = None
+
+    def done(self, row: Any, *, before: int | None = None) -> Any:
+        self.record, self.version_before = row, before
+        return row
+
+    def event(self) -> dict[str, Any]:
+        row = self.record
+        return {
+            "subject_ids": [getattr(row, "subject_id", None) or row.id],
+            "records": [{"type": type(row).__name__, "id": str(row.id)}],
+            "detail": {"versionBefore": self.version_before, "versionAfter": getattr(row, "version", None)},
+        }
 
 
 @dataclass(frozen=True)
@@ -83,7 +106,27 @@ async def record(
     )
 
 
-async def record_disclosure(session: AsyncSession, actor: Actor, disclosure: Disclosure, *, break_glass: bool) -> None:
+REFUSALS = ("FORBIDDEN", "PURPOSE_REQUIRED", "RATE_LIMITED")
+
+
+async def record_request(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    disclosure: Disclosure,
+    changes: list[Change],
+    lookups: list[uuid.UUID | None],
+    errors: list[dict[str, Any]],
+    break_glass: bool,
+) -> None:
+    """The events of one operation: what it changed, returned, answered and was refused."""
+    for change in changes:
+        await record(session, actor, change.action, **change.event())
+    for subject_id in lookups:
+        hit = subject_id is not None
+        await record(
+            session, actor, "lookup.performed", subject_ids=[subject_id] if hit else [], detail={"outcome": "HIT" if hit else "NO_HIT"}
+        )
     if disclosure:
         await record(
             session,
@@ -91,5 +134,15 @@ async def record_disclosure(session: AsyncSession, actor: Actor, disclosure: Dis
             "records.consulted",
             subject_ids=disclosure.subject_ids,
             records=disclosure.records(),
+            break_glass=break_glass,
+        )
+    refused = [e["extensions"] for e in errors if e.get("extensions", {}).get("code") in REFUSALS]
+    if refused:
+        await record(
+            session,
+            actor,
+            "access.refused",
+            outcome="refused",
+            detail={"refusals": [{"code": r["code"], "field": r.get("field")} for r in refused]},
             break_glass=break_glass,
         )

@@ -20,7 +20,7 @@ def sync_url(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(url: str, settings: Settings, *, as_owner: bool = False) -> AsyncEngine:
+def create_engine(url: str, settings: Settings, *, as_owner: bool = False, pool_size: int | None = None) -> AsyncEngine:
     """The service's engine (working as `settings.database_role`), or the owner's for migrations."""
     server_settings = {
         "statement_timeout": str(settings.statement_timeout_ms),
@@ -30,7 +30,7 @@ def create_engine(url: str, settings: Settings, *, as_owner: bool = False) -> As
         server_settings["role"] = settings.database_role
     return create_async_engine(
         async_url(url),
-        pool_size=1 if as_owner else settings.db_pool_size,
+        pool_size=pool_size or (1 if as_owner else settings.db_pool_size),
         max_overflow=0,
         connect_args={"server_settings": server_settings},
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -9,7 +11,8 @@ from registry.db.tables import Subject
 from registry.domain import national_number
 
 
-async def lookup(session: AsyncSession, number: str) -> str | None:
-    """The owning agency's code on a hit, None otherwise."""
+async def lookup(session: AsyncSession, number: str) -> tuple[uuid.UUID, str] | None:
+    """The subject's id (for the audit trail only) and owning agency on a hit, None otherwise."""
     digits = national_number.normalize(number)
-    return await session.scalar(select(Subject.agency_code).where(Subject.national_number == digits))
+    row = (await session.execute(select(Subject.id, Subject.agency_code).where(Subject.national_number == digits))).first()
+    return (row.id, row.agency_code) if row else None
