@@ -100,7 +100,7 @@ QUERIES = {
     "referral_officer": READS,
     "analyst": READS,
     "senior_analyst": READS,
-    "dpo": READS,
+    "dpo": READS | {"auditEvents"},  # section 6: the DPO queries the audit trail
     "partner": {"me", "lookupSubject"},
     "admin": {"me"},
 }
@@ -110,7 +110,7 @@ MUTATIONS = {
     "referral_officer": {"createSubject", "updateSubject", "draftReferral", "submitReferral", "closeReferral"} | NOTES,
     "analyst": {"acknowledgeReferral", "draftAssessment", "updateAssessment"} | NOTES,
     "senior_analyst": {"acknowledgeReferral", "draftAssessment", "updateAssessment", "validateAssessment"} | NOTES,
-    "dpo": set(),
+    "dpo": {"reviewBreakGlass"},  # section 6: reviews break-glass access
     "partner": set(),
     "admin": set(),
 }
@@ -260,6 +260,7 @@ MUTATION_INPUTS = {
     "draftAssessment": ("DraftAssessmentInput", {"subjectId": None, "level": "LOW", "summary": "s", "rationale": "r"}),
     "updateAssessment": ("UpdateAssessmentInput", {"id": None, "expectedVersion": 1}),
     "validateAssessment": ("ValidateAssessmentInput", {"id": None, "expectedVersion": 1}),
+    "reviewBreakGlass": ("ReviewBreakGlassInput", {"eventId": None, "note": "Reviewed with the unit head."}),
 }
 
 
@@ -292,6 +293,7 @@ async def test_each_role_calls_exactly_its_queries(world, role):
         "referral": f'referral(id: "{uuid.uuid4()}") {{ id }}',
         "referrals": "referrals(first: 1) { pageInfo { hasNextPage } }",
         "lookupSubject": 'lookupSubject(nationalNumber: "00000000097") { outcome }',
+        "auditEvents": "auditEvents(first: 1) { pageInfo { hasNextPage } }",
     }
     who = actor(world, role)
     for name, call in calls.items():

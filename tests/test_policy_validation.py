@@ -62,11 +62,11 @@ def test_the_real_policy_covers_the_schema(services):
             "roles.partner.queries names unknown Query field(s) ['everything']",
         ),
         (
-            ('mutations = []\n\n[roles.dpo.read]', 'mutations = ["eraseSubject"]\n\n[roles.dpo.read]'),
+            ('mutations = ["reviewBreakGlass"]\n\n[roles.dpo.read]', 'mutations = ["eraseSubject"]\n\n[roles.dpo.read]'),
             "roles.dpo.mutations names unknown Mutation field(s) ['eraseSubject']",
         ),
         (("[roles.dpo.read]\n", "[roles.dpo.read]\nQuery = [\"subjects\"]\n"), "grant root fields with `queries`"),
-        (("mutations = []\n\n[roles.dpo.read]", "mutatons = []\n\n[roles.dpo.read]"), "unknown key(s) ['mutatons']"),
+        (("mutations = [\"reviewBreakGlass\"]\n\n[roles.dpo.read]", "mutatons = []\n\n[roles.dpo.read]"), "unknown key(s) ['mutatons']"),
         (("\n[shared.read]\n", "\n[shared.reed]\n"), "[shared] has unknown key(s) ['reed']"),
     ],
 )

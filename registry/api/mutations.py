@@ -19,6 +19,8 @@ from registry.api.types import (
     ThreatAssessment,
     ThreatLevel,
 )
+from registry.api import audit
+from registry.api.audit import ReviewBreakGlassInput, ReviewBreakGlassPayload
 from registry.domain import assessments, notes, referrals, subjects
 
 UNSET = strawberry.UNSET
@@ -241,6 +243,10 @@ class Mutation:
         async with ctx.change("assessment.updated") as change:
             row = change.done(await assessments.update(change.session, ctx.principal, command), before=input.expected_version)
         return AssessmentPayload(assessment=ThreatAssessment.from_row(row))
+
+    @mutation("Record the DPO's review of a break-glass access (itself an audit event).")
+    async def review_break_glass(self, info: Info, input: ReviewBreakGlassInput) -> ReviewBreakGlassPayload:
+        return await audit.review_break_glass(info, input)
 
     @mutation("Validate a draft assessment (four-eyes: not its author); supersedes the previous one.")
     async def validate_assessment(self, info: Info, input: ValidateAssessmentInput) -> AssessmentPayload:

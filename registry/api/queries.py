@@ -14,7 +14,6 @@ from registry.api.types import (
     LookupOutcome,
     LookupResult,
     Me,
-    PageInfo,
     Permissions,
     Referral,
     ReferralConnection,
@@ -25,7 +24,10 @@ from registry.api.types import (
     SubjectConnection,
     SubjectEdge,
     TypeFields,
+    page_info,
 )
+from registry.api import audit
+from registry.api.audit import AuditEventConnection, AuditEventFilter
 from registry.domain import lookup, referrals, subjects
 from registry.domain.pages import Page
 
@@ -44,15 +46,6 @@ class ReferralFilter:
     reason: Optional[ReferralReason] = strawberry.field(default=None, description="Reason.")
     subject_id: Optional[uuid.UUID] = strawberry.field(default=None, description="Subject concerned.")
     agency: Optional[str] = strawberry.field(default=None, description="Referring agency code.")
-
-
-def _page_info(page: Page, cursors: list[str]) -> PageInfo:
-    return PageInfo(
-        has_next_page=page.has_next,
-        has_previous_page=page.has_previous,
-        start_cursor=cursors[0] if cursors else None,
-        end_cursor=cursors[-1] if cursors else None,
-    )
 
 
 def _permissions(grants: Grants) -> Permissions:
@@ -112,7 +105,7 @@ class Query:
         cursors = [subjects.cursor(r) for r in page.rows]
         return SubjectConnection(
             edges=[SubjectEdge(cursor=c, node=Subject.from_row(r)) for c, r in zip(cursors, page.rows)],
-            page_info=_page_info(page, cursors),
+            page_info=page_info(page, cursors),
         )
 
     @strawberry.field(description="One referral by id; null when it does not exist or is outside the caller's scope.")
@@ -137,8 +130,14 @@ class Query:
         cursors = [referrals.cursor(r) for r in page.rows]
         return ReferralConnection(
             edges=[ReferralEdge(cursor=c, node=Referral.from_row(r)) for c, r in zip(cursors, page.rows)],
-            page_info=_page_info(page, cursors),
+            page_info=page_info(page, cursors),
         )
+
+    @strawberry.field(description="The audit trail, newest first (data-protection officer).")
+    async def audit_events(
+        self, info: Info, first: int = 20, after: Optional[str] = None, filter: Optional[AuditEventFilter] = None
+    ) -> Optional[AuditEventConnection]:
+        return await audit.audit_events(info, first, after, filter)
 
     @strawberry.field(description="Hit/no-hit: whether the registry holds a file on this national number (rate-limited).")
     async def lookup_subject(self, info: Info, national_number: str) -> Optional[LookupResult]:

@@ -336,6 +336,15 @@ class PageInfo:
     end_cursor: Optional[str] = strawberry.field(description="Cursor of the last item; pass as `after`.")
 
 
+def page_info(page: "Page", cursors: list[str]) -> PageInfo:
+    return PageInfo(
+        has_next_page=page.has_next,
+        has_previous_page=page.has_previous,
+        start_cursor=cursors[0] if cursors else None,
+        end_cursor=cursors[-1] if cursors else None,
+    )
+
+
 @strawberry.type(description="A subject in a page of subjects.")
 class SubjectEdge:
     cursor: str = strawberry.field(description="Position of this item.")
