@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import shutil
+import tempfile
 import uuid
 from datetime import date
 from typing import Any, AsyncIterator
@@ -31,9 +33,13 @@ def server_url(tmp_path_factory) -> str:
     if configured:
         yield configured
         return
-    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    # Not under pytest's tmp root: another pytest run resets that to mode 0700, and the server
+    # runs as an unprivileged user when the tests run as root.
+    data_dir = tempfile.mkdtemp(prefix="registry-test-pg-")
+    embedded = EmbeddedPostgres(data_dir)
     yield embedded.start()
     embedded.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ the policy gives no scope sees nothing. Principal values are bind parameters.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, or_, true
 from sqlalchemy.orm import aliased
 
 from registry.access.principal import Principal
@@ -26,47 +26,48 @@ def _any(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
     return or_(*conditions) if conditions else false()
 
 
-def _referred() -> ColumnElement[bool]:
+def _referred(subject) -> ColumnElement[bool]:
     submitted = aliased(Referral)  # an alias: never correlates with an outer referral query
-    return exists().where(submitted.subject_id == Subject.id, submitted.status != "DRAFT")
+    return exists().where(submitted.subject_id == subject.id, submitted.status != "DRAFT")
 
 
-def _agency_records(model, p: Principal) -> ColumnElement[bool]:
+def _agency_records(kind, record, p: Principal) -> ColumnElement[bool]:
     """An agency sees its own and SHARED notes, and only published assessments."""
-    if model is FollowUpNote:
-        return or_(FollowUpNote.visibility == "SHARED", FollowUpNote.agency_code == p.agency)
-    if model is ThreatAssessment:
-        return ThreatAssessment.status.in_(PUBLISHED_ASSESSMENT)
+    if kind is FollowUpNote:
+        return or_(record.visibility == "SHARED", record.agency_code == p.agency)
+    if kind is ThreatAssessment:
+        return record.status.in_(PUBLISHED_ASSESSMENT)
     return true()
 
 
-def _analyst_records(model, p: Principal) -> ColumnElement[bool]:
+def _analyst_records(kind, record, p: Principal) -> ColumnElement[bool]:
     """Threat analysts see SHARED notes only and no DRAFT referral."""
-    if model is FollowUpNote:
-        return FollowUpNote.visibility == "SHARED"
-    if model is Referral:
-        return Referral.status != "DRAFT"
+    if kind is FollowUpNote:
+        return record.visibility == "SHARED"
+    if kind is Referral:
+        return record.status != "DRAFT"
     return true()
 
 
-# name -> (predicate on Subject, predicate on a subject's records beyond seeing the subject)
-SubjectRule = Callable[[Principal], ColumnElement[bool]]
-RecordRule = Callable[[object, Principal], ColumnElement[bool]]
+# name -> (predicate on a subject, predicate on a subject's records beyond seeing the subject).
+# Each takes the entity to filter (the table or an alias of it), so nested queries can use them.
+SubjectRule = Callable[[Principal, Any], ColumnElement[bool]]
+RecordRule = Callable[[type, Any, Principal], ColumnElement[bool]]
 SCOPES: dict[str, tuple[SubjectRule, RecordRule]] = {
     "own_institution": (
-        lambda p: Subject.institution == p.unit if p.unit else false(),
+        lambda p, s: s.institution == p.unit if p.unit else false(),
         _agency_records,
     ),
     "own_agency": (
-        lambda p: Subject.agency_code == p.agency if p.agency else false(),
+        lambda p, s: s.agency_code == p.agency if p.agency else false(),
         _agency_records,
     ),
-    "referred_subjects": (lambda p: _referred(), _analyst_records),
-    "all": (lambda p: true(), lambda model, p: true()),  # dpo: metadata only, by the field rules
-    "none": (lambda p: false(), lambda model, p: false()),
+    "referred_subjects": (lambda p, s: _referred(s), _analyst_records),
+    "all": (lambda p, s: true(), lambda kind, record, p: true()),  # dpo: metadata only, by the field rules
+    "none": (lambda p, s: false(), lambda kind, record, p: false()),
 }
 _BREAK_GLASS_RULE: tuple[SubjectRule, RecordRule] = (
-    lambda p: Subject.id == p.break_glass_subject,
+    lambda p, s: s.id == p.break_glass_subject,
     _analyst_records,
 )
 
@@ -78,14 +79,19 @@ def _rules(p: Principal) -> list[tuple[SubjectRule, RecordRule]]:
     return rules
 
 
-def subject_scope(p: Principal) -> ColumnElement[bool]:
-    return _any([subjects(p) for subjects, _ in _rules(p)])
+def subject_scope(p: Principal, subject: Any = Subject) -> ColumnElement[bool]:
+    """Predicate on `subject` (Subject or an alias of it): the subjects the principal may see."""
+    return _any([subjects(p, subject) for subjects, _ in _rules(p)])
 
 
-def record_scope(model, p: Principal) -> ColumnElement[bool]:
-    """Predicate on Referral, FollowUpNote or ThreatAssessment rows the principal may see."""
+def record_scope(kind: type, p: Principal, record: Any = None) -> ColumnElement[bool]:
+    """Predicate on `record` (a Referral, FollowUpNote or ThreatAssessment table, or an alias):
+    the rows of that kind the principal may see. Correlated per row, so a page of 50 costs 50
+    index probes, not a scan of every subject in scope."""
+    record = kind if record is None else record
     conditions = []
     for subjects, records in _rules(p):
-        in_scope_subjects = select(Subject.id).where(subjects(p))
-        conditions.append(and_(model.subject_id.in_(in_scope_subjects), records(model, p)))
+        owner = aliased(Subject)
+        visible_owner = exists().where(owner.id == record.subject_id, subjects(p, owner))
+        conditions.append(and_(records(kind, record, p), visible_owner))
     return _any(conditions)
