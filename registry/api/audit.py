@@ -100,13 +100,13 @@ class AuditEventFilter:
 
 @strawberry.input(description="The DPO's review of a break-glass access.")
 class ReviewBreakGlassInput:
-    event_id: uuid.UUID
-    note: str
+    event_id: uuid.UUID = strawberry.field(description="The break-glass event reviewed.")
+    note: str = strawberry.field(description="The DPO's conclusion, kept in the review event.")
 
 
 @strawberry.type(description="The break-glass event reviewed.")
 class ReviewBreakGlassPayload:
-    event: AuditEvent
+    event: AuditEvent = strawberry.field(description="The break-glass event, now reviewed.")
 
 
 async def audit_events(info: Info, first: int, after: Optional[str], filter: Optional[AuditEventFilter]) -> AuditEventConnection:

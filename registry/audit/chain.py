@@ -4,7 +4,9 @@ Requests only INSERT events (each gets a sequence number). The sealer, one at a 
 all processes (an advisory lock), links committed, not yet sealed events in sequence order:
 hash = sha256(previous hash || position || sha256(event as JSON)). An event that commits late
 (its transaction began earlier) is simply sealed in a later round. `verify` recomputes every
-link, names the first broken one, and reports the unsealed tail.
+link, names the first broken one, and reports the unsealed tail. An unsealed event that the
+service cannot have written when it claims (older than the sealer's horizon, or dated after the
+seal of an event with a later sequence number) was slipped in afterwards: verify names it too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,18 @@ SEALER_LOCK = 727_275
 GENESIS = bytes(32)
 # How far back a late commit can land: longer than any request transaction can last.
 LATE_COMMIT_WINDOW = timedelta(minutes=10)
-EVENT_DIGEST = "sha256(convert_to(to_jsonb(e)::text, 'UTF8'))"
+# ... and how many events later: a request writes its event just before it commits, so a late
+# commit trails by a few events. Bounding both keeps a sealing round cheap at any volume.
+LATE_COMMIT_EVENTS = 10_000
+# The sealed content of an event, its columns named one by one: a column a later migration adds
+# (NULL in old rows) would otherwise change the digest of every event sealed before it.
+EVENT_COLUMNS = (
+    "seq", "id", "occurred_at", "action", "outcome", "actor_id", "actor_name", "actor_agency", "actor_roles",
+    "purpose", "justification", "operation", "request_id", "break_glass", "subject_ids", "records", "detail",
+)
+EVENT_DIGEST = (
+    "sha256(convert_to(jsonb_build_object(" + ", ".join(f"'{c}', e.{c}" for c in EVENT_COLUMNS) + ")::text, 'UTF8'))"
+)
 
 
 def link(prev_hash: bytes, position: int, event_digest: bytes) -> bytes:
@@ -46,13 +59,18 @@ async def seal(conn: AsyncConnection, batch: int = 5000) -> int:
                 f"""
                 SELECT e.seq, {EVENT_DIGEST} AS digest
                 FROM audit_event e
-                WHERE e.occurred_at > :since
+                WHERE e.seq > (SELECT coalesce(max(event_seq), 0) FROM audit_seal) - :late_events
+                  AND e.occurred_at > :since
                   AND NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_seq = e.seq)
                 ORDER BY e.seq
                 LIMIT :batch
                 """
             ),
-            {"since": last.sealed_at - LATE_COMMIT_WINDOW if last else datetime.min.replace(tzinfo=timezone.utc), "batch": batch},
+            {
+                "since": last.sealed_at - LATE_COMMIT_WINDOW if last else datetime.min.replace(tzinfo=timezone.utc),
+                "late_events": LATE_COMMIT_EVENTS,
+                "batch": batch,
+            },
         )
     ).all()
     seals = []
@@ -65,8 +83,10 @@ async def seal(conn: AsyncConnection, batch: int = 5000) -> int:
     if seals:
         await conn.execute(
             text(
-                "INSERT INTO audit_seal (position, event_seq, event_digest, prev_hash, hash) "
-                "VALUES (:position, :seq, :digest, :prev, :hash)"
+                # clock_timestamp(), not now(): later than the commit of every event sealed here,
+                # which is what lets `verify` tell a late commit from an event forged afterwards.
+                "INSERT INTO audit_seal (position, event_seq, event_digest, prev_hash, hash, sealed_at) "
+                "VALUES (:position, :seq, :digest, :prev, :hash, clock_timestamp())"
             ),
             seals,
         )
@@ -102,6 +122,7 @@ class Verification:
     unsealed: int
     broken_at: int | None = None  # position of the first broken link
     reason: str | None = None
+    head: bytes = GENESIS  # hash of the last link verified: recorded elsewhere, it pins the chain
 
     @property
     def ok(self) -> bool:
@@ -115,7 +136,8 @@ async def verify(conn: AsyncConnection) -> Verification:
     result = await conn.stream(
         text(
             f"""
-            SELECT s.position, s.event_seq, s.event_digest, s.prev_hash, s.hash, {EVENT_DIGEST} AS actual
+            SELECT s.position, s.event_seq, s.event_digest, s.prev_hash, s.hash, e.seq IS NOT NULL AS present,
+                   {EVENT_DIGEST} AS actual
             FROM audit_seal s LEFT JOIN audit_event e ON e.seq = s.event_seq
             ORDER BY s.position
             """
@@ -125,7 +147,7 @@ async def verify(conn: AsyncConnection) -> Verification:
         problem = None
         if row.position != expected:
             problem = f"link {expected} is missing (next is {row.position})"
-        elif row.actual is None:
+        elif not row.present:
             problem = f"event {row.event_seq} was removed"
         elif bytes(row.actual) != bytes(row.event_digest):
             problem = f"event {row.event_seq} was altered"
@@ -133,9 +155,43 @@ async def verify(conn: AsyncConnection) -> Verification:
             problem = f"the seal of event {row.event_seq} does not follow from the previous one"
         if problem:
             await result.close()
-            return Verification(sealed=count, unsealed=await _unsealed(conn), broken_at=expected, reason=problem)
+            return Verification(count, await _unsealed(conn), broken_at=expected, reason=problem, head=prev)
         prev, expected, count = bytes(row.hash), expected + 1, count + 1
-    return Verification(sealed=count, unsealed=await _unsealed(conn))
+    stray = await _stray(conn)
+    if stray:
+        return Verification(count, await _unsealed(conn), broken_at=stray[0] or count + 1, reason=stray[1], head=prev)
+    return Verification(sealed=count, unsealed=await _unsealed(conn), head=prev)
+
+
+async def _stray(conn: AsyncConnection) -> tuple[int | None, str] | None:
+    """The first unsealed event that cannot be a late commit: the link it sits in front of, and why.
+
+    A late commit's transaction began before its sequence number was drawn, hence before every
+    later-numbered event committed and was sealed; and the sealer never seals an event older
+    than its horizon (LATE_COMMIT_WINDOW before the last seal), so such an event is not late.
+    """
+    row = (
+        await conn.execute(
+            text(
+                """
+                WITH horizon AS (SELECT sealed_at - CAST(:window AS interval) AS at FROM audit_seal ORDER BY position DESC LIMIT 1)
+                SELECT e.seq, e.occurred_at <= horizon.at AS too_old,
+                       (SELECT min(s.position) FROM audit_seal s WHERE s.event_seq > e.seq) AS link
+                FROM audit_event e, horizon
+                WHERE NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_seq = e.seq)
+                  AND (e.occurred_at <= horizon.at
+                       OR EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_seq > e.seq AND s.sealed_at < e.occurred_at))
+                ORDER BY e.seq
+                LIMIT 1
+                """
+            ),
+            {"window": LATE_COMMIT_WINDOW},
+        )
+    ).first()
+    if row is None:
+        return None
+    why = "is older than the sealed chain" if row.too_old else "is dated after the seal of a later event"
+    return row.link, f"event {row.seq} {why} but not in it: it was inserted afterwards"
 
 
 async def _unsealed(conn: AsyncConnection) -> int:

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Text, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -36,7 +36,7 @@ class EventFilter:
 def _review_of(event_column) -> exists:
     review = aliased(AuditEvent)
     return exists().where(
-        review.action == REVIEWED, review.detail["reviewedEvent"].astext == event_column.cast(str)
+        review.action == REVIEWED, review.detail["reviewedEvent"].astext == event_column.cast(Text)
     )
 
 

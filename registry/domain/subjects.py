@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import calendar
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +20,7 @@ from registry.domain.pages import Page, check_first, decode_cursor, encode_curso
 from registry.domain.text import CODE_MAX, NAME_MAX, clean, refuse_nul
 
 LEGAL_STATUSES = ("CONCERN", "SUSPECTED", "CONVICTED")
-REVIEW_AFTER_ASSESSMENT = timedelta(days=182)
+REVIEW_MONTHS_AFTER_ASSESSMENT = 6
 RETENTION_YEARS = 5
 
 
@@ -55,6 +56,13 @@ def _years_after(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
+def _months_after(day: date, months: int) -> date:
+    """The same day `months` calendar months later, or the last day of a shorter month."""
+    year, month = divmod(day.month - 1 + months, 12)
+    year, month = day.year + year, month + 1
+    return day.replace(year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1]))
+
+
 def eighteenth_birthday(born: date) -> date:
     return _years_after(born, 18)
 
@@ -65,7 +73,7 @@ def review_due(born: date | None, last_validated: datetime | None) -> date | Non
     if born:
         candidates.append(eighteenth_birthday(born))
     if last_validated:
-        candidates.append(last_validated.date() + REVIEW_AFTER_ASSESSMENT)
+        candidates.append(_months_after(last_validated.date(), REVIEW_MONTHS_AFTER_ASSESSMENT))
     return min(candidates) if candidates else None
 
 

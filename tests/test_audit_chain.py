@@ -1,0 +1,295 @@
+"""The hash chain: `registry audit verify` accepts an intact trail and names the first broken link of
+a tampered one (an event altered, removed or forged, a seal removed or rewritten), exiting 1; and
+concurrent writers with concurrent sealers never break or fork the chain (DESIGN section 6).
+
+Each case runs on a database of its own, copied from one sealed trail of events of an hour ago."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import text
+
+from audit_support import registry, separate_database
+from registry.access.principal import Principal
+from registry.audit import chain, trail
+from registry.config import Settings
+from registry.db.engine import create_engine, create_sessionmaker
+from registry.db.migrate import upgrade
+
+EVENTS = 30
+GAP_AFTER = 15  # the 16th sequence number is taken by a transaction that rolls back
+ANALYST = Principal(id="analyst-7", name="Alex Analyst", agency="CUTA", roles=frozenset({"analyst"}))
+TRIGGERS = ("audit_event_append_only", "audit_seal_append_only")
+
+
+@dataclass
+class Trail:
+    template: str
+    settings: Settings
+    gap: int  # a sequence number no committed event has
+
+
+async def write_events(url: str, settings: Settings, count: int, *, gap_after: int | None = None) -> int | None:
+    """`count` committed events; returns the sequence number of the rolled-back one, if asked for."""
+    engine = create_engine(url, settings)
+    sessions = create_sessionmaker(engine)
+    gap = None
+    try:
+        for i in range(count):
+            if i == gap_after:
+                async with sessions() as session:
+                    await trail.record(session, trail.Actor(ANALYST, request_id="rolled-back"), "records.consulted")
+                    gap = await session.scalar(text("SELECT max(seq) FROM audit_event"))
+                    await session.rollback()
+            async with sessions.begin() as session:
+                await trail.record(
+                    session,
+                    trail.Actor(ANALYST, request_id=uuid.uuid4().hex, operation="Subject", purpose="THREAT_ASSESSMENT"),
+                    "records.consulted",
+                    subject_ids=[uuid.uuid4()],
+                    records=[{"type": "Subject", "id": str(uuid.uuid4()), "fields": ["givenName", "id"]}],
+                )
+    finally:
+        await engine.dispose()
+    return gap
+
+
+async def as_owner(url: str, settings: Settings, *statements: str, **params) -> None:
+    """Run `statements` as the database owner with the append-only triggers off, as an intruder would."""
+    engine = create_engine(url, settings, as_owner=True)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("SET LOCAL TimeZone = 'UTC'"))
+            for trigger in TRIGGERS:
+                await conn.execute(text(f"ALTER TABLE {trigger.rsplit('_append_only')[0]} DISABLE TRIGGER {trigger}"))
+            for statement in statements:
+                await conn.execute(text(statement), params)
+            for trigger in TRIGGERS:
+                await conn.execute(text(f"ALTER TABLE {trigger.rsplit('_append_only')[0]} ENABLE TRIGGER {trigger}"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def sealed_trail(server_url, tmp_path_factory):
+    """A migrated database holding EVENTS events of an hour ago, with a gap, all sealed."""
+    name = f"registry_chain_{os.getpid()}"
+    async with separate_database(server_url, name) as url:
+        settings = Settings(database_url=url, data_dir=tmp_path_factory.mktemp("chain"))
+        owner = create_engine(url, settings, as_owner=True)
+        await upgrade(owner)
+        await owner.dispose()
+        gap = await write_events(url, settings, EVENTS, gap_after=GAP_AFTER)
+        await as_owner(url, settings, "UPDATE audit_event SET occurred_at = occurred_at - interval '1 hour'")
+        owner = create_engine(url, settings, as_owner=True)
+        assert await chain.seal_all(owner) == EVENTS
+        await owner.dispose()
+        yield Trail(name, settings, gap)
+
+
+@pytest.fixture
+async def copy(sealed_trail, server_url):
+    """A fresh copy of the sealed trail, for one test to damage."""
+    async with separate_database(server_url, f"{sealed_trail.template}_{uuid.uuid4().hex[:8]}", template=sealed_trail.template) as url:
+        yield url
+
+
+async def verify(url: str, tmp_path, *flags: str) -> tuple[int, str]:
+    code, out, err = await registry("audit", "verify", *flags, database_url=url, data_dir=tmp_path)
+    assert not err.strip() or code != 0, err
+    return code, out
+
+
+def broken_at(out: str) -> tuple[int, str]:
+    found = re.search(r"audit chain BROKEN at link (\d+): (.*)", out)
+    assert found, out
+    return int(found.group(1)), found.group(2)
+
+
+async def test_an_intact_chain_verifies(copy, tmp_path):
+    code, out = await verify(copy, tmp_path)
+    assert code == 0, out
+    assert f"audit chain intact: {EVENTS} events sealed and verified; 0 not yet sealed" in out
+    # And it prints the head, to be recorded out of the database owner's reach
+    engine = create_engine(copy, Settings(database_url=copy), as_owner=True)
+    async with engine.connect() as conn:
+        head = await conn.scalar(text("SELECT hash FROM audit_seal ORDER BY position DESC LIMIT 1"))
+    await engine.dispose()
+    assert f"chain head: link {EVENTS} {bytes(head).hex()}" in out
+
+
+async def test_the_unsealed_tail_is_reported_and_sealed_on_request(copy, sealed_trail, tmp_path):
+    # Given events written since the last seal
+    await write_events(copy, sealed_trail.settings, 3)
+
+    # When verifying, then verifying with --seal
+    code, out = await verify(copy, tmp_path)
+    sealed_code, sealed_out = await verify(copy, tmp_path, "--seal")
+
+    # Then the first reports the unsealed tail, the second seals and verifies it
+    assert code == 0 and f"{EVENTS} events sealed and verified; 3 not yet sealed" in out
+    assert sealed_code == 0 and f"{EVENTS + 3} events sealed and verified; 0 not yet sealed" in sealed_out
+
+
+async def test_a_column_added_by_a_later_migration_leaves_the_chain_valid(copy, sealed_trail, tmp_path):
+    # Given a later migration that adds a column to the events (old rows hold NULL in it)
+    await as_owner(copy, sealed_trail.settings, "ALTER TABLE audit_event ADD COLUMN client_address text")
+
+    # Then the events sealed before it still verify
+    code, out = await verify(copy, tmp_path)
+    assert code == 0, out
+    assert f"audit chain intact: {EVENTS} events sealed and verified" in out
+
+
+EVENT_10 = "seq = 10"
+
+
+async def test_an_altered_event_is_detected(copy, sealed_trail, tmp_path):
+    await as_owner(copy, sealed_trail.settings, f"UPDATE audit_event SET actor_name = 'Someone Else' WHERE {EVENT_10}")
+    code, out = await verify(copy, tmp_path)
+    assert code == 1 and broken_at(out) == (10, "event 10 was altered")
+
+
+async def test_an_altered_field_deep_in_an_event_is_detected(copy, sealed_trail, tmp_path):
+    await as_owner(copy, sealed_trail.settings, f"UPDATE audit_event SET records = '[]' WHERE {EVENT_10}")
+    code, out = await verify(copy, tmp_path)
+    assert code == 1 and broken_at(out) == (10, "event 10 was altered")
+
+
+async def test_a_removed_event_is_detected(copy, sealed_trail, tmp_path):
+    await as_owner(copy, sealed_trail.settings, f"DELETE FROM audit_event WHERE {EVENT_10}")
+    code, out = await verify(copy, tmp_path)
+    assert code == 1 and broken_at(out) == (10, "event 10 was removed")
+
+
+async def test_a_removed_seal_is_detected(copy, sealed_trail, tmp_path):
+    await as_owner(copy, sealed_trail.settings, "DELETE FROM audit_seal WHERE position = 10")
+    code, out = await verify(copy, tmp_path)
+    assert code == 1 and broken_at(out) == (10, "link 10 is missing (next is 11)")
+
+
+async def test_an_event_removed_with_its_seal_is_detected(copy, sealed_trail, tmp_path):
+    await as_owner(copy, sealed_trail.settings, f"DELETE FROM audit_event WHERE {EVENT_10}", "DELETE FROM audit_seal WHERE event_seq = 10")
+    code, out = await verify(copy, tmp_path)
+    assert code == 1 and broken_at(out) == (10, "link 10 is missing (next is 11)")
+
+
+async def test_an_altered_event_with_a_recomputed_seal_is_detected(copy, sealed_trail, tmp_path):
+    # The intruder alters the event and rewrites its seal to match: the next link no longer follows
+    await as_owner(
+        copy,
+        sealed_trail.settings,
+        f"UPDATE audit_event SET justification = 'nothing to see' WHERE {EVENT_10}",
+        f"""UPDATE audit_seal s SET event_digest = {chain.EVENT_DIGEST},
+                   hash = sha256(s.prev_hash || int8send(s.position) || {chain.EVENT_DIGEST})
+            FROM audit_event e WHERE e.seq = s.event_seq AND e.{EVENT_10}""",
+    )
+    code, out = await verify(copy, tmp_path)
+    assert code == 1 and broken_at(out) == (11, "the seal of event 11 does not follow from the previous one")
+
+
+FORGE = """
+INSERT INTO audit_event (seq, id, occurred_at, action, outcome, actor_id, actor_name, actor_agency, actor_roles,
+                         purpose, break_glass, subject_ids, records, detail)
+SELECT CAST(:gap AS bigint), gen_random_uuid(), {occurred_at}, 'records.consulted', 'ok', actor_id, actor_name, actor_agency,
+       actor_roles, purpose, false, subject_ids, records, detail
+FROM audit_event WHERE seq = CAST(:gap AS bigint) - 1
+"""
+
+
+@pytest.mark.parametrize("dated", ["like_its_neighbours", "now"])
+async def test_a_forged_event_slipped_into_the_middle_is_detected(copy, sealed_trail, tmp_path, dated):
+    # Given a forged event in the gap between two sealed ones (dated like them, or now)
+    occurred_at = "occurred_at" if dated == "like_its_neighbours" else "now()"
+    await as_owner(copy, sealed_trail.settings, FORGE.format(occurred_at=occurred_at), gap=sealed_trail.gap)
+
+    # Then verify names the link it was slipped in front of
+    code, out = await verify(copy, tmp_path)
+    assert code == 1, out
+    why = "is older than the sealed chain" if dated == "like_its_neighbours" else "is dated after the seal of a later event"
+    assert broken_at(out) == (GAP_AFTER + 1, f"event {sealed_trail.gap} {why} but not in it: it was inserted afterwards")
+
+
+async def test_a_forged_event_spliced_into_the_chain_with_a_seal_is_detected(copy, sealed_trail, tmp_path):
+    # Given a forged event in the gap, and a seal for it spliced in at its place, linked to the previous one
+    gap, at = sealed_trail.gap, GAP_AFTER + 1
+    await as_owner(
+        copy,
+        sealed_trail.settings,
+        FORGE.format(occurred_at="occurred_at"),
+        "UPDATE audit_seal SET position = position + 1000000 WHERE position >= CAST(:at AS bigint)",
+        "UPDATE audit_seal SET position = position - 1000000 + 1 WHERE position >= 1000000",
+        f"""INSERT INTO audit_seal (position, event_seq, event_digest, prev_hash, hash)
+            SELECT CAST(:at AS bigint), e.seq, {chain.EVENT_DIGEST}, p.hash, sha256(p.hash || int8send(CAST(:at AS bigint)) || {chain.EVENT_DIGEST})
+            FROM audit_event e, audit_seal p WHERE e.seq = CAST(:gap AS bigint) AND p.position = CAST(:at AS bigint) - 1""",
+        gap=gap,
+        at=at,
+    )
+
+    # Then its own link holds, and the next one breaks
+    code, out = await verify(copy, tmp_path)
+    assert code == 1 and broken_at(out) == (at + 1, f"the seal of event {gap + 1} does not follow from the previous one")
+
+
+async def test_concurrent_writers_and_sealers_build_one_chain(server_url, tmp_path):
+    """Many transactions commit events out of order while three sealers run: every committed event
+    is sealed exactly once, in one unbroken chain."""
+    async with separate_database(server_url, f"registry_chain_load_{os.getpid()}") as url:
+        settings = Settings(database_url=url, data_dir=tmp_path)
+        owner = create_engine(url, settings, as_owner=True)
+        await upgrade(owner)
+        await owner.dispose()
+        writers_engine = create_engine(url, settings, pool_size=20)
+        sealer_engines = [create_engine(url, settings, pool_size=1) for _ in range(3)]
+        sessions = create_sessionmaker(writers_engine)
+        committed: list[str] = []
+        rng = random.Random(7)
+
+        async def writer(n: int) -> None:
+            for i in range(8):
+                rid = f"w{n}-{i}"
+                async with sessions() as session:
+                    for _ in range(rng.randint(1, 3)):
+                        await trail.record(session, trail.Actor(ANALYST, request_id=rid), "records.consulted")
+                        await asyncio.sleep(rng.random() * 0.02)  # commits land out of sequence order
+                    if rng.random() < 0.2:
+                        await session.rollback()
+                    else:
+                        await session.commit()
+                        committed.append(rid)
+
+        sealers = [asyncio.create_task(chain.run_sealer(engine, 0.005)) for engine in sealer_engines]
+        try:
+            await asyncio.gather(*(writer(n) for n in range(40)))
+            async with writers_engine.connect() as conn:
+                sealed_while_writing = await conn.scalar(text("SELECT count(*) FROM audit_seal"))
+        finally:
+            for task in sealers:
+                task.cancel()
+            await asyncio.gather(*sealers, return_exceptions=True)
+        await chain.seal_all(writers_engine)
+
+        async with writers_engine.begin() as conn:
+            result = await chain.verify(conn)
+            events = await conn.scalar(text("SELECT count(*) FROM audit_event"))
+            requests = {r for (r,) in await conn.execute(text("SELECT DISTINCT request_id FROM audit_event"))}
+            seals = (
+                await conn.execute(text("SELECT count(*), count(DISTINCT event_seq), min(position), max(position) FROM audit_seal"))
+            ).one()
+            unsealed = await conn.scalar(
+                text("SELECT count(*) FROM audit_event e WHERE NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_seq = e.seq)")
+            )
+        for engine in (writers_engine, *sealer_engines):
+            await engine.dispose()
+
+        assert requests == set(committed)
+        assert sealed_while_writing > 0
+        assert result.ok and (result.sealed, result.unsealed) == (events, 0), result
+        assert tuple(seals) == (events, events, 1, events) and unsealed == 0
