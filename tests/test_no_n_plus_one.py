@@ -62,14 +62,19 @@ async def test_statement_count_does_not_grow_with_page_size(world, services):
     # given 50 referrals of the caller's agency, each with a subject and notes
     await _seed_referrals(world, 50)
     officer = world.token("referral_officer")
-    # when a page of 10 and a page of 50 are read with subject, notes and assessments
+    # when a page of 10 and a page of 50 are read with subject, notes and assessments by the
+    # resolvers (compiled reads are one statement whatever the size: tests/test_compiled_reads.py)
+    services.compiler.enabled = False
     counts = {}
-    for first in (10, 50):
-        with count_statements(services.engine) as counter:
-            data = await world.ok(officer, PAGE, {"first": first, "agency": world.agency})
-        assert len(data["referrals"]["edges"]) == first
-        assert all(len(e["node"]["subject"]["notes"]) == 2 for e in data["referrals"]["edges"])
-        counts[first] = counter["n"]
+    try:
+        for first in (10, 50):
+            with count_statements(services.engine) as counter:
+                data = await world.ok(officer, PAGE, {"first": first, "agency": world.agency})
+            assert len(data["referrals"]["edges"]) == first
+            assert all(len(e["node"]["subject"]["notes"]) == 2 for e in data["referrals"]["edges"])
+            counts[first] = counter["n"]
+    finally:
+        services.compiler.enabled = True
     # then both cost the same, small, number of statements
     assert counts[10] == counts[50]
     assert counts[50] <= 8

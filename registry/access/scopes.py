@@ -95,3 +95,14 @@ def record_scope(kind: type, p: Principal, record: Any = None) -> ColumnElement[
         visible_owner = exists().where(owner.id == record.subject_id, subjects(p, owner))
         conditions.append(and_(records(kind, record, p), visible_owner))
     return _any(conditions)
+
+
+def records_of_visible_subject(kind: type, p: Principal, record: Any) -> ColumnElement[bool]:
+    """Predicate on `record` rows of a subject the query already found in scope (its records
+    are selected by `record.subject_id = subject.id`). With a single scope rule the subject's
+    visibility carries over, so only the rule on the records themselves remains; with several,
+    each rule must hold for subject and records together: the full `record_scope`."""
+    rules = _rules(p)
+    if len(rules) == 1:
+        return rules[0][1](kind, record, p)
+    return record_scope(kind, p, record)

@@ -58,11 +58,17 @@ def format_error(err: GraphQLError, request_id: str) -> tuple[dict[str, Any], bo
     return out, True
 
 
+def _position(err: dict[str, Any]) -> tuple:
+    """A total order on errors that does not depend on the order resolvers happened to finish."""
+    return tuple((0, p, "") if isinstance(p, int) else (1, 0, p) for p in err.get("path") or ())
+
+
 def deduplicate(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One FORBIDDEN error per refused Type.field per response (a list of 100 records hits it 100 times)."""
+    """Errors in a canonical order, with one FORBIDDEN error per refused Type.field per response
+    (a list of 100 records hits it 100 times); the one kept is the first in that order."""
     seen: set[str] = set()
     out = []
-    for err in errors:
+    for err in sorted(errors, key=_position):
         ext = err.get("extensions") or {}
         if ext.get("code") == "FORBIDDEN" and ext.get("field"):
             if ext["field"] in seen:

@@ -31,7 +31,7 @@ from registry.domain.errors import Forbidden
 DISCLOSED_TYPES = frozenset({"Subject", "Referral", "FollowUpNote", "ThreatAssessment", "AuditEvent"})
 
 
-def _refusal(type_name: str, field: str) -> Forbidden:
+def refusal(type_name: str, field: str) -> Forbidden:
     what = {QUERY: f"query {field}", MUTATION: f"call {field}"}.get(type_name, f"read {type_name}.{field}")
     return Forbidden(f"your role may not {what}", field=f"{type_name}.{field}")
 
@@ -45,7 +45,7 @@ class FieldGuard(SchemaExtension):
             return _next(root, info, *args, **kwargs)  # introspection and __typename: the public schema
         grants = info.context.grants
         if not grants.may_read(type_name, field):
-            raise _refusal(type_name, field)
+            raise refusal(type_name, field)
         if info.parent_type.fields[field].args:
             for input_type, input_field in inputs_set(info, self.execution_context.variables or {}):
                 if not grants.may_write(input_type, input_field):
@@ -54,7 +54,7 @@ class FieldGuard(SchemaExtension):
                     )
         if type_name in DISCLOSED_TYPES:
             subject_id = root.id if type_name == "Subject" else getattr(root, "subject_id", None)
-            info.context.disclosure.add(type_name, root.id, subject_id, field)
+            info.context.disclosure.add(type_name, root.id, subject_id, (field,))
         return _next(root, info, *args, **kwargs)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -20,16 +21,23 @@ def sync_url(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _json_text(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
 def create_engine(url: str, settings: Settings, *, as_owner: bool = False, pool_size: int | None = None) -> AsyncEngine:
     """The service's engine (working as `settings.database_role`), or the owner's for migrations."""
     server_settings = {
         "statement_timeout": str(settings.statement_timeout_ms),
         "application_name": "registry",
+        "timezone": "UTC",  # timestamps in JSON built by PostgreSQL read as the API writes them
     }
     if settings.database_role and not as_owner:
         server_settings["role"] = settings.database_role
     return create_async_engine(
         async_url(url),
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
         pool_size=pool_size or (1 if as_owner else settings.db_pool_size),
         max_overflow=0,
         connect_args={"server_settings": server_settings},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
 
 from registry.domain.errors import BadUserInput
@@ -24,6 +25,16 @@ def check_first(first: int) -> int:
     if first < 0 or first > MAX_PAGE_SIZE:
         raise BadUserInput(f"first must be between 0 and {MAX_PAGE_SIZE}", field="first")
     return first
+
+
+def timestamp_text(moment: datetime) -> str:
+    """ISO 8601 in UTC, fraction without trailing zeros: exactly PostgreSQL's JSON text of a
+    timestamptz in a UTC session, so compiled and resolved responses spell times alike."""
+    text = moment.astimezone(timezone.utc).isoformat()
+    if moment.microsecond:
+        head, _, offset = text.rpartition("+")
+        text = head.rstrip("0") + "+" + offset
+    return text
 
 
 def encode_cursor(*key: Any) -> str:

@@ -14,7 +14,7 @@ from registry.access.scopes import record_scope, subject_scope
 from registry.db.tables import Referral, Subject
 from registry.domain import agencies, versions
 from registry.domain.errors import BadUserInput, NotFound
-from registry.domain.pages import Page, check_first, decode_cursor, encode_cursor
+from registry.domain.pages import Page, check_first, decode_cursor, encode_cursor, timestamp_text
 from registry.domain.text import NAME_MAX, TEXT_MAX, clean, refuse_nul
 
 REASONS = ("TERRORISM_SUSPECTED", "TERRORISM_CONVICTED", "RADICALISATION_CONCERN")
@@ -141,4 +141,4 @@ async def page(
 
 
 def cursor(referral: Referral) -> str:
-    return encode_cursor(referral.created_at.isoformat(), referral.id)
+    return encode_cursor(timestamp_text(referral.created_at), referral.id)

@@ -1,0 +1,477 @@
+"""Read operations compiled to one SQL statement, with the resolvers' exact semantics.
+
+A query document is first run by the resolvers (the reference semantics). If it passed
+validation and the limits, it is compiled for the caller's role set: fields the roles may
+not read become nulls whose FORBIDDEN errors are known in advance, row scopes become SQL
+predicates, and PostgreSQL builds the response JSON (db.json_query). The plan is cached per
+(document, operation, role set) in a bounded cache; later requests run it directly.
+
+Anything the compiler does not cover — mutations, `me`, history, audit events, lookups,
+variables where it needs literals, break-glass, a purpose refusal — goes to the resolvers.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+import orjson
+from graphql import (
+    DocumentNode,
+    EnumValueNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    ListValueNode,
+    NullValueNode,
+    ObjectValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    StringValueNode,
+    VariableNode,
+    get_named_type,
+    parse,
+)
+from graphql.utilities import value_from_ast_untyped
+from graphql.utilities import get_operation_ast
+
+from registry.access import purpose
+from registry.api.field_guard import DISCLOSED_TYPES, refusal
+from registry.api.purpose_guard import declared
+from registry.db import json_query as jq
+from registry.domain.errors import RegistryError
+from registry.domain.pages import MAX_PAGE_SIZE, decode_cursor
+
+log = logging.getLogger(__name__)
+
+CACHE_SIZE = 512
+DEFAULT_FIRST = 20
+ROOTS = {"subject": "Subject", "referral": "Referral", "subjects": "Subject", "referrals": "Referral"}
+FILTERS = {
+    "Subject": ("SubjectFilter", {"reference": "reference", "institution": "institution",
+                                  "legalStatus": "legal_status", "agency": "agency"}),
+    "Referral": ("ReferralFilter", {"status": "status", "reason": "reason",
+                                    "subjectId": "subject_id", "agency": "agency"}),
+}
+
+
+class Fallback(Exception):
+    """This request (not the plan) needs the resolvers."""
+
+
+@dataclass
+class NodeInfo:
+    """What the walker needs at one record position: what to disclose and what to refuse."""
+
+    kind: str
+    disclosed: frozenset[str]
+    refused: list[tuple[str, str, FieldNode]]  # (response key, Type.field, node for locations)
+    children: dict[str, "NodeInfo"] = field(default_factory=dict)  # response key -> linked records
+
+
+@dataclass
+class Plan:
+    prepared: jq.Prepared
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    roots: list[jq.Root]
+    infos: dict[str, Any]  # root key -> NodeInfo | {edges key: {node key: NodeInfo}}
+    root_refusals: list[tuple[str, str, FieldNode]]
+    params: dict[str, Callable[[dict], Any]]  # parameter -> its value from the request's variables
+
+
+class Compiler:
+    """Plans per (document, operation, role set); runs them; counts what it did."""
+
+    def __init__(self, schema: GraphQLSchema, enabled: bool = True) -> None:
+        self.schema = schema
+        self.enabled = enabled
+        self._plans: OrderedDict[tuple, Plan | None] = OrderedDict()
+        self.compiled_runs = 0
+
+    @staticmethod
+    def _key(query: str, operation_name: str | None, ctx: Any) -> tuple:
+        p = ctx.principal
+        return (query, operation_name, p.roles, p.scopes, p.agency is None, p.unit is None)
+
+    def learn(self, query: str, operation_name: str | None, ctx: Any) -> None:
+        """Compile a document the resolvers just ran without validation or limit errors."""
+        key = self._key(query, operation_name, ctx)
+        if not self.enabled or key in self._plans or ctx.break_glass:
+            return
+        try:
+            plan = _compile(self.schema, query, operation_name, ctx)
+        except (jq.Unsupported, Fallback, ValueError):
+            plan = None
+        except Exception:  # noqa: BLE001 - a compiler fault must not fail the request: resolvers it is
+            log.exception("could not compile a read operation; it stays with the resolvers")
+            plan = None
+        self._plans[key] = plan
+        if len(self._plans) > CACHE_SIZE:
+            self._plans.popitem(last=False)
+
+    async def run(self, query: str, operation_name: str | None, ctx: Any, variables: dict) -> dict | None:
+        """The response ({data, errors}) of a compiled plan, or None: use the resolvers."""
+        if not self.enabled:
+            return None
+        key = self._key(query, operation_name, ctx)
+        plan = self._plans.get(key)
+        if plan is None:
+            return None
+        self._plans.move_to_end(key)
+        try:
+            decl = declared(ctx, plan.document, plan.operation, variables)
+            if purpose.check(ctx.grants, decl) is not None:
+                raise Fallback  # break-glass: the resolvers flag it
+            params = _parameters(plan, variables)
+        except (Fallback, RegistryError):
+            return None  # the resolvers refuse it with the right error
+        async with ctx.db() as session:
+            connection = await session.connection()
+            result = await connection.exec_driver_sql(
+                plan.prepared.sql, tuple(plan.prepared.arguments(ctx.principal, params))
+            )
+            text = result.scalar()
+        data = orjson.loads(text)
+        errors: list[GraphQLError] = []
+        seen: set[str] = set()
+        for key_, type_field, node in plan.root_refusals:
+            errors.append(_refused(type_field, node, [key_]))
+        for root in plan.roots:
+            info = plan.infos.get(root.key)
+            if info is not None:
+                _walk(data.get(root.key), info, [root.key], ctx, errors, seen)
+        self.compiled_runs += 1
+        return {"data": data, "errors": errors}
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def _compile(schema: GraphQLSchema, query: str, operation_name: str | None, ctx: Any) -> Plan:
+    document = parse(query)
+    operation = get_operation_ast(document, operation_name)
+    if operation is None or operation.operation != OperationType.QUERY:
+        raise jq.Unsupported("not a query")
+    planner = _Planner(schema, document, operation, ctx.grants)
+    roots: list[jq.Root] = []
+    for key, node in planner.fields(operation.selection_set, schema.query_type):
+        roots.append(planner.root(key, node))
+    prepared = jq.prepare(roots, ctx.principal)
+    return Plan(
+        prepared=prepared,
+        document=document,
+        operation=operation,
+        roots=roots,
+        infos=planner.infos,
+        root_refusals=planner.root_refusals,
+        params=planner.params,
+    )
+
+
+class _Planner:
+    def __init__(
+        self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode, grants: Any
+    ) -> None:
+        self.schema = schema
+        self.grants = grants
+        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        self.infos: dict[str, Any] = {}
+        self.root_refusals: list[tuple[str, str, FieldNode]] = []
+        self.params: dict[str, Callable[[dict], Any]] = {}
+        self.variable_defaults = {
+            d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
+        }
+
+    def fields(self, selection_set: SelectionSetNode, parent: GraphQLObjectType) -> list[tuple[str, FieldNode]]:
+        """Response key -> field, through fragments, as graphql-core collects them."""
+        out: dict[str, FieldNode] = {}
+        self._collect(selection_set, parent, out, set())
+        return list(out.items())
+
+    def _collect(self, selection_set: SelectionSetNode, parent: GraphQLObjectType, out: dict, seen: set) -> None:
+        for selection in selection_set.selections:
+            if selection.directives:
+                raise jq.Unsupported("directives")
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                if key in out:
+                    raise jq.Unsupported("a response key selected twice")
+                out[key] = selection
+            elif isinstance(selection, InlineFragmentNode):
+                if selection.type_condition and selection.type_condition.name.value != parent.name:
+                    raise jq.Unsupported("fragment on another type")
+                self._collect(selection.selection_set, parent, out, seen)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is None or name in seen or fragment.type_condition.name.value != parent.name:
+                    raise jq.Unsupported("fragment")
+                self._collect(fragment.selection_set, parent, out, seen | {name})
+
+    def root(self, key: str, node: FieldNode) -> jq.Root:
+        name = node.name.value
+        if name == "__typename":
+            return jq.Root(key, name, constant=jq.Constant(key, "Query"))
+        if name not in ROOTS:
+            raise jq.Unsupported(f"root field {name}")
+        if not self.grants.may_read("Query", name):
+            self.root_refusals.append((key, f"Query.{name}", node))
+            return jq.Root(key, name, constant=jq.Constant(key, None))
+        kind = ROOTS[name]
+        field_def = self.schema.query_type.fields[name]
+        object_type = get_named_type(field_def.type)
+        args = {a.name.value: a.value for a in node.arguments or ()}
+        if name in ("subject", "referral"):
+            self.params[jq.Param.named("id", key)] = self.value(args.get("id"), None, _uuid)
+            info, record = self.record(node.selection_set, object_type)
+            self.infos[key] = info
+            return jq.Root(key, name, record=record)
+        first = jq.Param.named("first", key)
+        self.params[first] = self.value(args.get("first"), DEFAULT_FIRST, _page_size)
+        after = args.get("after")
+        paged = after is not None and not isinstance(after, NullValueNode)
+        if paged:
+            if jq.Param.AFTER_KEY in self.params:
+                raise jq.Unsupported("two pages with cursors")
+            self.cursor_params(kind, self.value(after, None, _optional(_text)))
+        filters = self.filters(key, kind, args.get("filter"))
+        outputs, infos = self.connection(node.selection_set, object_type)
+        self.infos[key] = infos
+        connection = jq.Connection(kind=kind, first=first, after=paged, filters=filters, outputs=outputs)
+        return jq.Root(key, name, connection=connection)
+
+    def value(self, node: Any, default: Any, convert: Callable[[Any], Any]) -> Callable[[dict], Any]:
+        """How to get an argument's value from a request: a literal, or a variable (with defaults)."""
+        if node is None:
+            return lambda variables: convert(default)
+        if isinstance(node, VariableNode):
+            name = node.name.value
+            declared_default = self.variable_defaults.get(name)
+            fallback = value_from_ast_untyped(declared_default) if declared_default is not None else default
+            return lambda variables: convert(variables[name] if name in variables else fallback)
+        converted = convert(value_from_ast_untyped(node))  # a literal that does not convert: not compiled
+        return lambda variables: converted
+
+    def cursor_params(self, kind: str, raw: Callable[[dict], Any]) -> None:
+        """The decoded parts of an `after` cursor, as the domain's pagination decodes them."""
+        def parts(variables: dict, count: int) -> list[str] | None:
+            cursor = raw(variables)
+            return None if cursor is None else decode_cursor(cursor, count)
+
+        if kind == "Subject":
+            self.params[jq.Param.AFTER_KEY] = lambda v: (parts(v, 1) or [None])[0]
+        else:
+            self.params[jq.Param.AFTER_KEY] = lambda v: _optional(_moment)((parts(v, 2) or [None, None])[0])
+            self.params[jq.Param.AFTER_ID] = lambda v: _optional(_uuid)((parts(v, 2) or [None, None])[1])
+
+    def filters(self, key: str, kind: str, value: Any) -> dict[str, str]:
+        """Filter field -> parameter; each request's values are checked against the write rules."""
+        input_type, names = FILTERS[kind]
+        if value is None or isinstance(value, NullValueNode):
+            given: Callable[[dict], Any] = lambda variables: {}  # noqa: E731
+        elif isinstance(value, VariableNode):
+            whole = self.value(value, None, lambda v: v)
+            given = lambda variables: whole(variables) or {}  # noqa: E731
+        elif isinstance(value, ObjectValueNode):
+            parts = {f.name.value: self.value(f.value, None, lambda v: v) for f in value.fields}
+            given = lambda variables: {n: get(variables) for n, get in parts.items()}  # noqa: E731
+        else:
+            raise jq.Unsupported("filter")
+        grants = self.grants
+
+        def checked(variables: dict) -> dict[str, Any]:
+            values = given(variables)
+            if not isinstance(values, dict) or set(values) - set(names):
+                raise Fallback
+            if any(not grants.may_write(input_type, name) for name in values):
+                raise Fallback  # the resolvers answer FORBIDDEN
+            return values
+
+        out: dict[str, str] = {}
+        for graphql_name, column in names.items():
+            parameter = jq.Param.named("filter", key, column)
+            convert = FILTER_VALUES[graphql_name]
+            self.params[parameter] = lambda v, n=graphql_name, c=convert: c(checked(v).get(n))
+            out[column] = parameter
+        return out
+
+    def connection(self, selection_set: SelectionSetNode, connection_type: GraphQLObjectType) -> tuple[list, dict]:
+        outputs: list[Any] = []
+        infos: dict[str, Any] = {}
+        for key, node in self.fields(selection_set, connection_type):
+            name = node.name.value
+            self._readable(connection_type.name, name)
+            if name == "__typename":
+                outputs.append(jq.Constant(key, connection_type.name))
+            elif name == "edges":
+                edge_type = get_named_type(connection_type.fields[name].type)
+                edge_outputs: list[Any] = []
+                for edge_key, edge_node in self.fields(node.selection_set, edge_type):
+                    edge_name = edge_node.name.value
+                    self._readable(edge_type.name, edge_name)
+                    if edge_name == "__typename":
+                        edge_outputs.append(jq.Constant(edge_key, edge_type.name))
+                    elif edge_name == "cursor":
+                        edge_outputs.append(jq.EdgeCursor(edge_key))
+                    else:
+                        info, record = self.record(edge_node.selection_set, get_named_type(edge_type.fields["node"].type))
+                        infos.setdefault(key, {})[edge_key] = info
+                        edge_outputs.append(jq.EdgeNode(edge_key, record))
+                outputs.append(jq.Edges(key, edge_outputs))
+            elif name == "pageInfo":
+                page_type = get_named_type(connection_type.fields[name].type)
+                page_outputs: list[Any] = []
+                for page_key, page_node in self.fields(node.selection_set, page_type):
+                    page_name = page_node.name.value
+                    self._readable(page_type.name, page_name)
+                    if page_name == "__typename":
+                        page_outputs.append(jq.Constant(page_key, page_type.name))
+                    else:
+                        page_outputs.append(jq.PageField(page_key, page_name))
+                outputs.append(jq.PageInfo(key, page_outputs))
+            else:
+                raise jq.Unsupported(name)
+        return outputs, infos
+
+    def _readable(self, type_name: str, field_name: str) -> None:
+        """Structural fields every role reads; should the policy ever refuse one, use the resolvers."""
+        if field_name != "__typename" and not self.grants.may_read(type_name, field_name):
+            raise jq.Unsupported(f"{type_name}.{field_name} refused")
+
+    def record(self, selection_set: SelectionSetNode, object_type: GraphQLObjectType) -> tuple[NodeInfo, jq.Record]:
+        kind = object_type.name
+        if kind not in DISCLOSED_TYPES:
+            raise jq.Unsupported(kind)
+        record = jq.Record(kind)
+        info = NodeInfo(kind=kind, disclosed=frozenset(), refused=[])
+        disclosed: set[str] = set()
+        for key, node in self.fields(selection_set, object_type):
+            name = node.name.value
+            if name == "__typename":
+                record.outputs.append(jq.Constant(key, kind))
+                continue
+            if not jq.supports(kind, name):
+                raise jq.Unsupported(f"{kind}.{name}")
+            if not self.grants.may_read(kind, name):
+                record.outputs.append(jq.Constant(key, None))
+                info.refused.append((key, f"{kind}.{name}", node))
+                continue
+            disclosed.add(name)
+            if (kind, name) in jq.LINKS:
+                first = None
+                if "first" in object_type.fields[name].args:
+                    args = {a.name.value: a.value for a in node.arguments or ()}
+                    first = jq.Param.named("first", len(self.params))
+                    self.params[first] = self.value(args.get("first"), DEFAULT_FIRST, _page_size)
+                child_info, child = self.record(node.selection_set, get_named_type(object_type.fields[name].type))
+                info.children[key] = child_info
+                record.outputs.append(jq.Link(key, name, child, first))
+            else:
+                record.outputs.append(jq.Scalar(key, name))
+        info.disclosed = frozenset(disclosed)
+        return info, record
+
+
+def _parameters(plan: Plan, variables: dict) -> dict[str, Any]:
+    try:
+        return {name: get(variables) for name, get in plan.params.items()}
+    except (KeyError, TypeError, ValueError, RegistryError):
+        raise Fallback from None
+
+
+def _page_size(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_PAGE_SIZE:
+        raise Fallback  # the resolvers refuse it with the right error
+    return value
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    if not isinstance(value, str):
+        raise Fallback
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Fallback from None
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or "\x00" in value:
+        raise Fallback
+    return value
+
+
+def _moment(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise Fallback from None
+
+
+def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else convert(value)
+
+
+def _enums(*allowed: str) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        values = value if isinstance(value, list) else [value]
+        if not all(v in allowed for v in values):
+            raise Fallback
+        return value
+
+    return convert
+
+
+FILTER_VALUES: dict[str, Callable[[Any], Any]] = {
+    # The domain ignores empty text filters and empty status lists; so does the statement.
+    "reference": _optional(lambda v: _text(v) or None),
+    "institution": _optional(lambda v: _text(v) or None),
+    "agency": _optional(lambda v: _text(v) or None),
+    "legalStatus": _optional(_enums("CONCERN", "SUSPECTED", "CONVICTED")),
+    "status": _optional(
+        lambda v: _enums("DRAFT", "SUBMITTED", "ACKNOWLEDGED", "CLOSED")(v if isinstance(v, list) else [v]) or None
+    ),
+    "reason": _optional(_enums("TERRORISM_SUSPECTED", "TERRORISM_CONVICTED", "RADICALISATION_CONCERN")),
+    "subjectId": _optional(_uuid),
+}
+
+
+def _refused(type_field: str, node: FieldNode, path: list) -> GraphQLError:
+    type_name, field_name = type_field.split(".", 1)
+    return GraphQLError(refusal(type_name, field_name).message, nodes=[node], path=path,
+                        original_error=refusal(type_name, field_name))
+
+
+def _walk(value: Any, info: Any, path: list, ctx: Any, errors: list, seen: set) -> None:
+    """Drop the hidden record ids, note what was disclosed, and raise each refusal once."""
+    if value is None:
+        return
+    if isinstance(info, dict):  # a connection: {edges key: {node key: NodeInfo}}
+        for edges_key, nodes in info.items():
+            for index, edge in enumerate(value.get(edges_key) or ()):
+                for node_key, node_info in nodes.items():
+                    _walk(edge.get(node_key), node_info, [*path, edges_key, index, node_key], ctx, errors, seen)
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _walk(item, info, [*path, index], ctx, errors, seen)
+        return
+    record_id, subject_id = value.pop(jq.HIDDEN)
+    ctx.disclosure.add(info.kind, record_id, subject_id, info.disclosed)
+    for key, type_field, node in info.refused:
+        # The first refusal at each position is the one api.errors.deduplicate would keep.
+        if (id(info), type_field) not in seen:
+            seen.add((id(info), type_field))
+            errors.append(_refused(type_field, node, [*path, key]))
+    for key, child in info.children.items():
+        _walk(value.get(key), child, [*path, key], ctx, errors, seen)

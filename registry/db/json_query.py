@@ -1,0 +1,510 @@
+"""One SQL statement that builds a read operation's whole response as JSON inside PostgreSQL.
+
+The statement is made from a selection tree (what to return, already cleared by the field
+rules) and the caller's row scopes (access.scopes, the same predicates the resolvers use),
+compiled once per (document, role set) and then run with the request's values as bind
+parameters. Every record object carries a hidden `__sir` pair [id, subject id] so that the
+caller can write exactly which records were disclosed to the audit trail, then drop it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    type_coerce,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy import inspect
+from sqlalchemy.orm import aliased
+
+from registry.access.principal import Principal
+from registry.access.scopes import record_scope, records_of_visible_subject, subject_scope
+from registry.db.tables import FollowUpNote, Referral, Subject, ThreatAssessment
+
+HIDDEN = "__sir"
+_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
+MODELS = {"Subject": Subject, "Referral": Referral, "FollowUpNote": FollowUpNote, "ThreatAssessment": ThreatAssessment}
+
+
+# ----------------------------------------------------------------------------- selection tree
+
+
+@dataclass
+class Constant:
+    """A value known before the query runs: `__typename`, or null for a refused field."""
+
+    key: str
+    value: Any
+
+
+@dataclass
+class Scalar:
+    key: str
+    field: str
+
+
+@dataclass
+class Link:
+    """A linked record (`subject`, `latestAssessment`) or list of records (`notes(first:)`)."""
+
+    key: str
+    field: str
+    node: "Record"
+    first: str | None = None  # name of the page-size parameter of a list with `first`
+
+
+@dataclass
+class Record:
+    kind: str
+    outputs: list[Union[Constant, Scalar, Link]] = field(default_factory=list)
+
+
+@dataclass
+class EdgeCursor:
+    key: str
+
+
+@dataclass
+class EdgeNode:
+    key: str
+    node: Record
+
+
+@dataclass
+class Edges:
+    key: str
+    outputs: list[Union[Constant, EdgeCursor, EdgeNode]]
+
+
+@dataclass
+class PageField:
+    key: str
+    field: str  # hasNextPage, hasPreviousPage, startCursor, endCursor
+
+
+@dataclass
+class PageInfo:
+    key: str
+    outputs: list[Union[Constant, PageField]]
+
+
+@dataclass
+class Connection:
+    kind: str
+    first: str  # name of the page-size parameter
+    after: bool  # whether the operation can give a cursor (its value, maybe null, is a parameter)
+    filters: dict[str, str]  # filter field -> parameter name (null: that field does not filter)
+    outputs: list[Union[Constant, Edges, PageInfo]]
+
+
+@dataclass
+class Root:
+    """A root field: one record by id (`subject`, `referral`), a page, or a constant."""
+
+    key: str
+    field: str
+    record: Record | None = None
+    connection: Connection | None = None
+    constant: Constant | None = None
+
+
+# Filter field -> column.
+FILTER_COLUMNS = {
+    "reference": "reference", "institution": "institution", "legal_status": "legal_status",
+    "agency": "agency_code", "status": "status", "reason": "reason", "subject_id": "subject_id",
+}
+
+
+def _after_key(kind: str) -> ColumnElement:
+    """The sort key of the cursor: a subject's reference, a referral's creation time."""
+    type_ = Text if kind == "Subject" else postgresql.TIMESTAMP(timezone=True)
+    return bindparam(Param.AFTER_KEY, None, type_=type_)
+
+
+def _count(parameter: str) -> ColumnElement:
+    return bindparam(parameter, None, type_=Integer)
+
+
+class Param:
+    """Names of the bind parameters a request fills in (prefix `req_`)."""
+
+    PREFIX = "req_"
+    AFTER_KEY = "req_after_key"
+    AFTER_ID = "req_after_id"
+
+    @staticmethod
+    def named(*parts: object) -> str:
+        return "req_" + "_".join(str(p) for p in parts)
+
+
+# ----------------------------------------------------------------------------- values
+
+
+def _constant(value: Any) -> ColumnElement:
+    """`__typename` (a GraphQL name) or null (a refused field)."""
+    return literal_column("NULL") if value is None else literal_column(f"'{_name(value)}'")
+
+
+def _name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(f"not a GraphQL name: {name!r}")
+    return name
+
+
+def _key(name: str) -> ColumnElement:
+    if not _NAME.match(name):
+        raise ValueError(f"not a GraphQL name: {name!r}")
+    return literal_column(f"'{name}'")
+
+
+def _sql(text: str) -> ColumnElement:
+    """A constant of this module's own (never request data), written into the SQL text."""
+    return literal_column("'" + text.replace("'", "''") + "'", Text)
+
+
+def timestamp_text(column: ColumnElement) -> ColumnElement:
+    """The JSON text of a timestamptz (the session runs in UTC): as domain.pages.timestamp_text."""
+    return func.to_json(column).op("#>>")(literal_column("'{}'"))
+
+
+def _level(column: ColumnElement) -> ColumnElement:
+    names = {1: "LOW", 2: "MEDIUM", 3: "SERIOUS", 4: "VERY_SERIOUS"}
+    return case(*[(column == literal_column(str(n)), _sql(name)) for n, name in names.items()])
+
+
+def _corrected_by(note: Any) -> ColumnElement:
+    correction = aliased(FollowUpNote)
+    return select(correction.id).where(correction.corrects_id == note.id).scalar_subquery()
+
+
+# GraphQL field -> SQL expression on an alias of the record's table.
+Column = Callable[[Any], ColumnElement]
+COLUMNS: dict[str, dict[str, Column]] = {
+    "Subject": {
+        "id": lambda t: t.id,
+        "reference": lambda t: t.reference,
+        "givenName": lambda t: t.given_name,
+        "familyName": lambda t: t.family_name,
+        "dateOfBirth": lambda t: t.date_of_birth,
+        "nationalNumber": lambda t: t.national_number,
+        "institution": lambda t: t.institution,
+        "legalStatus": lambda t: t.legal_status,
+        "agency": lambda t: t.agency_code,
+        "reviewDueAt": lambda t: t.review_due_at,
+        "retainUntil": lambda t: t.retain_until,
+        "version": lambda t: t.version,
+        "createdAt": lambda t: t.created_at,
+        "updatedAt": lambda t: t.updated_at,
+    },
+    "Referral": {
+        "id": lambda t: t.id,
+        "status": lambda t: t.status,
+        "reason": lambda t: t.reason,
+        "narrative": lambda t: t.narrative,
+        "legalBasis": lambda t: t.legal_basis,
+        "referredBy": lambda t: t.referred_by,
+        "agency": lambda t: t.agency_code,
+        "createdAt": lambda t: t.created_at,
+        "submittedAt": lambda t: t.submitted_at,
+        "acknowledgedAt": lambda t: t.acknowledged_at,
+        "closedAt": lambda t: t.closed_at,
+        "version": lambda t: t.version,
+    },
+    "FollowUpNote": {
+        "id": lambda t: t.id,
+        "referralId": lambda t: t.referral_id,
+        "correctsId": lambda t: t.corrects_id,
+        "correctedById": _corrected_by,
+        "visibility": lambda t: t.visibility,
+        "body": lambda t: t.body,
+        "author": lambda t: t.author,
+        "agency": lambda t: t.agency_code,
+        "createdAt": lambda t: t.created_at,
+    },
+    "ThreatAssessment": {
+        "id": lambda t: t.id,
+        "referralId": lambda t: t.referral_id,
+        "level": lambda t: _level(t.level),
+        "status": lambda t: t.status,
+        "summary": lambda t: t.summary,
+        "rationale": lambda t: t.rationale,
+        "sources": lambda t: func.to_json(func.coalesce(t.sources, cast(literal_column("'{}'"), ARRAY(Text)))),
+        "author": lambda t: t.author,
+        "validatedBy": lambda t: t.validated_by,
+        "validatedAt": lambda t: t.validated_at,
+        "validUntil": lambda t: t.valid_until,
+        "createdAt": lambda t: t.created_at,
+        "version": lambda t: t.version,
+    },
+}
+
+# (parent kind, field) -> (child kind, how a child row belongs to the parent row, list?, extra condition)
+LINKS: dict[tuple[str, str], tuple[str, Callable[[Any, Any], ColumnElement], bool, Callable[[Any], ColumnElement]]] = {
+    ("Subject", "referrals"): ("Referral", lambda child, parent: child.subject_id == parent.id, True, lambda c: true()),
+    ("Subject", "notes"): ("FollowUpNote", lambda child, parent: child.subject_id == parent.id, True, lambda c: true()),
+    ("Subject", "assessments"): (
+        "ThreatAssessment", lambda child, parent: child.subject_id == parent.id, True, lambda c: true()
+    ),
+    ("Subject", "latestAssessment"): (
+        "ThreatAssessment", lambda child, parent: child.subject_id == parent.id, False, lambda c: c.status == "VALIDATED"
+    ),
+    ("Referral", "subject"): ("Subject", lambda child, parent: child.id == parent.subject_id, False, lambda c: true()),
+    ("Referral", "notes"): ("FollowUpNote", lambda child, parent: child.referral_id == parent.id, True, lambda c: true()),
+    ("Referral", "assessments"): (
+        "ThreatAssessment", lambda child, parent: child.referral_id == parent.id, True, lambda c: true()
+    ),
+    ("FollowUpNote", "subject"): ("Subject", lambda child, parent: child.id == parent.subject_id, False, lambda c: true()),
+    ("ThreatAssessment", "subject"): (
+        "Subject", lambda child, parent: child.id == parent.subject_id, False, lambda c: true()
+    ),
+}
+
+
+def supports(kind: str, field_name: str) -> bool:
+    return field_name in COLUMNS.get(kind, {}) or (kind, field_name) in LINKS
+
+
+# ----------------------------------------------------------------------------- statement
+
+
+class _Builder:
+    def __init__(self, principal: Principal) -> None:
+        self.p = principal
+
+    def scope(self, kind: str, table: Any) -> ColumnElement:
+        if kind == "Subject":
+            return subject_scope(self.p, table)
+        return record_scope(MODELS[kind], self.p, table)
+
+    @staticmethod
+    def newest_first(table: Any) -> tuple:
+        return (table.created_at.desc(), table.id.desc())
+
+    def record(self, node: Record, table: Any) -> ColumnElement:
+        """json_build_object of the selected fields of one row of `table`."""
+        args: list[Any] = []
+        for out in node.outputs:
+            args.append(_key(out.key))
+            if isinstance(out, Constant):
+                args.append(_constant(out.value))
+            elif isinstance(out, Scalar):
+                args.append(COLUMNS[node.kind][out.field](table))
+            else:
+                args.append(self.link(node.kind, out, table))
+        subject_id = table.id if node.kind == "Subject" else table.subject_id
+        args += [_key(HIDDEN), func.json_build_array(table.id, subject_id)]
+        if len(args) > 100:
+            raise Unsupported("too many fields in one object")
+        return func.json_build_object(*args)
+
+    def link(self, parent_kind: str, out: Link, parent: Any) -> ColumnElement:
+        kind, belongs, many, extra = LINKS[(parent_kind, out.field)]
+        model = MODELS[kind]
+        rows = aliased(model)
+        if parent_kind == "Subject":  # the subject passed its scope: only the rule on records is left
+            scope = records_of_visible_subject(model, self.p, rows)
+        else:
+            scope = self.scope(kind, rows)
+        query = (
+            select(rows)
+            .where(belongs(rows, parent), extra(rows), scope)
+            .correlate(inspect(parent).selectable)  # the parent row, however deep it is
+        )
+        if kind != "Subject":
+            query = query.order_by(*self.newest_first(rows))
+        if not many:
+            inner = query.limit(1).lateral()
+            one = aliased(model, inner)
+            return select(self.record(out.node, one)).select_from(inner).scalar_subquery()
+        if out.first is not None:
+            query = query.limit(_count(out.first))
+        inner = query.lateral()  # lateral: the derived table refers to the parent row
+        item = aliased(model, inner)
+        aggregated = func.json_agg(aggregate_order_by(self.record(out.node, item), *self.newest_first(item)))
+        return select(func.coalesce(aggregated, literal_column("'[]'::json"))).select_from(inner).scalar_subquery()
+
+    def by_id(self, root: Root) -> ColumnElement:
+        model = MODELS[root.record.kind]
+        row = aliased(model)
+        wanted = bindparam(Param.named("id", root.key), None, type_=postgresql.UUID(as_uuid=True))
+        inner = select(row).where(row.id == wanted, self.scope(root.record.kind, row)).subquery()
+        one = aliased(model, inner)
+        return select(self.record(root.record, one)).select_from(inner).scalar_subquery()
+
+    def connection(self, conn: Connection) -> ColumnElement:
+        model = MODELS[conn.kind]
+        row = aliased(model)
+        conditions = [self.scope(conn.kind, row)]
+        for name, parameter in conn.filters.items():
+            column = getattr(row, FILTER_COLUMNS[name])
+            if name == "status":
+                value = bindparam(parameter, None, type_=ARRAY(Text))
+                conditions.append(or_(value.is_(None), column == func.any(value)))
+            else:
+                value = bindparam(parameter, None, type_=postgresql.UUID(as_uuid=True) if name == "subject_id" else Text)
+                conditions.append(or_(value.is_(None), column == value))
+        # A page after a cursor; a null cursor (no `after` in this request) starts at the top.
+        if conn.kind == "Subject":
+            order = (row.reference,)
+            if conn.after:
+                after = _after_key("Subject")
+                conditions.append(or_(after.is_(None), row.reference > after))
+        else:
+            order = self.newest_first(row)
+            if conn.after:
+                created = _after_key("Referral")
+                ident = bindparam(Param.AFTER_ID, None, type_=postgresql.UUID(as_uuid=True))
+                conditions.append(
+                    or_(created.is_(None), row.created_at < created, and_(row.created_at == created, row.id < ident))
+                )
+        first = _count(conn.first)
+        position = func.row_number().over(order_by=order).label("position")
+        inner = select(row, position).where(*conditions).order_by(*order).limit(first + literal_column("1")).subquery()
+        item = aliased(model, inner)
+        rank = inner.c.position
+        in_page = rank <= first
+        cursor = self.cursor(conn.kind, item)
+        parts: list[Any] = []
+        for out in conn.outputs:
+            parts.append(_key(out.key))
+            if isinstance(out, Constant):
+                parts.append(_constant(out.value))
+            elif isinstance(out, Edges):
+                edge: list[Any] = []
+                for e in out.outputs:
+                    edge.append(_key(e.key))
+                    if isinstance(e, Constant):
+                        edge.append(_constant(e.value))
+                    elif isinstance(e, EdgeCursor):
+                        edge.append(cursor)
+                    else:
+                        edge.append(self.record(e.node, item))
+                aggregated = func.json_agg(aggregate_order_by(func.json_build_object(*edge), rank)).filter(in_page)
+                parts.append(func.coalesce(aggregated, literal_column("'[]'::json")))
+            else:
+                parts.append(self.page_info(out, conn, cursor, rank, in_page))
+        return select(func.json_build_object(*parts)).select_from(inner).scalar_subquery()
+
+    @staticmethod
+    def page_info(out: PageInfo, conn: Connection, cursor: ColumnElement, rank: Any, in_page: Any) -> ColumnElement:
+        fields: list[Any] = []
+        for p in out.outputs:
+            fields.append(_key(p.key))
+            if isinstance(p, Constant):
+                fields.append(_constant(p.value))
+            elif p.field == "hasNextPage":
+                fields.append(func.count() > _count(conn.first))
+            elif p.field == "hasPreviousPage":
+                fields.append(_after_key(conn.kind).is_not(None) if conn.after else false())
+            else:
+                direction = rank if p.field == "startCursor" else rank.desc()
+                cursors = type_coerce(func.array_agg(aggregate_order_by(cursor, direction)).filter(in_page), ARRAY(Text))
+                fields.append(cursors[1])
+        return func.json_build_object(*fields)
+
+    @staticmethod
+    def cursor(kind: str, item: Any) -> ColumnElement:
+        """The same opaque cursor as domain.pages.encode_cursor: url-safe base64 of a JSON list."""
+        if kind == "Subject":
+            key = _sql('["').concat(item.reference).concat(_sql('"]'))
+        else:
+            key = (
+                _sql('["').concat(timestamp_text(item.created_at)).concat(_sql('", "'))
+                .concat(cast(item.id, Text)).concat(_sql('"]'))
+            )
+        encoded = func.encode(func.convert_to(key, _sql("UTF8")), _sql("base64"))
+        return func.translate(encoded, literal_column("E'+/\\n'"), _sql("-_"))
+
+    def statement(self, roots: list[Root]) -> Any:
+        parts: list[Any] = []
+        for root in roots:
+            parts.append(_key(root.key))
+            if root.constant is not None:
+                parts.append(_constant(root.constant.value))
+            elif root.record is not None:
+                parts.append(self.by_id(root))
+            else:
+                parts.append(self.connection(root.connection))
+        # As text: decoded by orjson, not by the driver's json codec.
+        return select(cast(func.json_build_object(*parts), Text).label("data"))
+
+
+class Unsupported(Exception):
+    """The selection cannot be compiled; the caller uses the resolvers instead."""
+
+
+# ----------------------------------------------------------------------------- compiled form
+
+
+class _Marker:
+    """Stands for a principal attribute in a statement compiled once for many principals."""
+
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
+
+
+PRINCIPAL_VALUES = ("id", "name", "agency", "unit", "break_glass_subject")
+
+
+@dataclass
+class Prepared:
+    """SQL text with $n placeholders, and how to fill each placeholder for one request."""
+
+    sql: str
+    slots: list[tuple[str, Any]]  # ("const", value) | ("principal", attribute) | ("param", name)
+
+    def arguments(self, principal: Principal, params: dict[str, Any]) -> list[Any]:
+        out = []
+        for how, what in self.slots:
+            if how == "const":
+                out.append(what)
+            elif how == "principal":
+                out.append(getattr(principal, what))
+            else:
+                out.append(params[what])
+        return out
+
+
+def prepare(roots: list[Root], principal: Principal) -> Prepared:
+    """Compile the statement for this principal's shape (roles, scopes, which values are set)."""
+    template = principal.__class__(
+        **{
+            **{f: getattr(principal, f) for f in principal.__dataclass_fields__},
+            **{a: _Marker(a) for a in PRINCIPAL_VALUES if getattr(principal, a, None) is not None},
+        }
+    )
+    statement = _Builder(template).statement(roots)
+    compiled = statement.compile(dialect=postgresql.asyncpg.dialect(), compile_kwargs={"render_postcompile": True})
+    slots: list[tuple[str, Any]] = []
+    for name in compiled.positiontup:
+        value = compiled.params.get(name)
+        if name.startswith(Param.PREFIX):
+            slots.append(("param", name))
+        elif isinstance(value, _Marker):
+            slots.append(("principal", value.attribute))
+        else:
+            slots.append(("const", value))
+    return Prepared(sql=str(compiled), slots=slots)
+
+
+def as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
