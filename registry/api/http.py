@@ -1,7 +1,9 @@
 """The /graphql endpoint: authenticate, bound the request, execute in one transaction, answer.
 
-Nothing is executed for a request without a valid bearer token (HTTP 401), and a request
-whose execution hit an unexpected error writes nothing.
+Nothing is executed for a request without a valid bearer token (HTTP 401), a body over the
+size limit (HTTP 413), a batch over the batch limit, or a document that is not trusted (in
+trusted-documents mode, api.documents); a request whose execution hit an unexpected error
+writes nothing. The other limits are checked by the schema before execution (api.limits).
 """
 
 from __future__ import annotations
@@ -11,19 +13,18 @@ import uuid
 from typing import Any
 
 import orjson
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
 
 from registry.access.identity import InvalidToken
 from registry.api.context import Context
+from registry.api.documents import Refused
 from registry.audit import trail
 from registry.api.errors import deduplicate, error, format_error
 
 log = logging.getLogger("registry.http")
-
-MAX_BODY_BYTES = 256 * 1024
-MAX_BATCH = 10
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -39,23 +40,29 @@ def request_id(request: Request) -> str:
 
 
 async def graphql_endpoint(request: Request) -> Response:
+    services = request.app.state.services
+    limits = services.limits
     if request.method == "GET":
-        if "text/html" in request.headers.get("accept", ""):
+        if "text/html" in request.headers.get("accept", "") and limits.introspection:  # GraphiQL: development
             return HTMLResponse(get_graphql_ide_html())
         return _errors(405, "send GraphQL operations with POST", "BAD_USER_INPUT", {"Allow": "POST"})
 
-    services = request.app.state.services
     principal = await _authenticate(request, services)
     if isinstance(principal, Response):
         return principal
 
-    body = await _read_body(request)
+    body = await _read_body(request, limits.max_body_bytes)
     if isinstance(body, Response):
         return body
     rid = request_id(request)
     if isinstance(body, list):
-        if not body or len(body) > MAX_BATCH:
-            return _errors(400, f"a batch holds 1 to {MAX_BATCH} operations", "QUERY_TOO_COMPLEX")
+        if not body:
+            return json_response({"errors": [error("the batch is empty", "BAD_USER_INPUT")]})
+        if len(body) > limits.max_batch:  # refused whole, before any operation runs
+            message = f"a batch holds at most {limits.max_batch} operations; this one has {len(body)}"
+            return json_response(
+                {"errors": [error(message, "QUERY_TOO_COMPLEX", limit="batch", max=limits.max_batch, found=len(body))]}
+            )
         return json_response([await _execute(request, services, principal, op, rid) for op in body])
     return json_response(await _execute(request, services, principal, body, rid))
 
@@ -73,15 +80,15 @@ async def _authenticate(request: Request, services: Any):
         return _errors(401, f"invalid token: {exc}", "UNAUTHENTICATED", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-async def _read_body(request: Request):
+async def _read_body(request: Request, max_bytes: int):
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return _errors(413, f"request body larger than {MAX_BODY_BYTES} bytes", "QUERY_TOO_COMPLEX")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        return _errors(413, f"request body larger than {max_bytes} bytes", "QUERY_TOO_COMPLEX")
     raw = b""
     async for chunk in request.stream():
         raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            return _errors(413, f"request body larger than {MAX_BODY_BYTES} bytes", "QUERY_TOO_COMPLEX")
+        if len(raw) > max_bytes:
+            return _errors(413, f"request body larger than {max_bytes} bytes", "QUERY_TOO_COMPLEX")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -91,14 +98,35 @@ async def _read_body(request: Request):
     return body
 
 
+async def _run(services: Any, ctx: Context, query: str, operation_name: str | None, variables: dict) -> tuple:
+    """Data and errors: from the compiled plan of a read when there is one, else the resolvers."""
+    try:
+        compiled = await services.compiler.run(query, operation_name, ctx, variables)
+    except Exception as exc:  # noqa: BLE001 - reported like a resolver's failure
+        return None, [GraphQLError(str(exc), original_error=exc)]
+    if compiled is not None:
+        return compiled["data"], compiled["errors"]
+    result = await services.schema.execute(
+        query, variable_values=variables, context_value=ctx, operation_name=operation_name
+    )
+    errors = result.errors or []
+    if all(err.path for err in errors):  # the document passed validation and the limits
+        services.compiler.learn(query, operation_name, ctx)
+    return result.data, errors
+
+
 async def _execute(request: Request, services: Any, principal: Any, op: Any, rid: str) -> dict[str, Any]:
     """One operation, one transaction: committed only if nothing unexpected happened."""
-    if not isinstance(op, dict) or not isinstance(op.get("query"), str):
+    if not isinstance(op, dict):
         return {"errors": [error("the request has no query", "BAD_USER_INPUT")]}
+    try:
+        query = services.documents.query(op)
+    except Refused as refused:  # not executed: no transaction, nothing read
+        return {"errors": [refused.body]}
     variables = op.get("variables")
     if variables is not None and not isinstance(variables, dict):
         return {"errors": [error("variables must be an object", "BAD_USER_INPUT")]}
-    operation_name = op.get("operationName")
+    operation_name = op.get("operationName") if isinstance(op.get("operationName"), str) else None
     async with services.sessions() as session:
         ctx = Context(
             principal=principal,
@@ -108,16 +136,11 @@ async def _execute(request: Request, services: Any, principal: Any, op: Any, rid
             purpose=request.headers.get("registry-purpose"),
             justification=request.headers.get("registry-justification"),
             lookups=services.lookups,
-            operation=operation_name if isinstance(operation_name, str) else None,
+            operation=operation_name,
         )
-        result = await services.schema.execute(
-            op["query"],
-            variable_values=variables,
-            context_value=ctx,
-            operation_name=operation_name if isinstance(operation_name, str) else None,
-        )
+        data, errors = await _run(services, ctx, query, operation_name, variables or {})
         formatted, unexpected = [], False
-        for err in result.errors or []:
+        for err in errors:
             out, bad = format_error(err, rid)
             formatted.append(out)
             unexpected |= bad
@@ -141,7 +164,7 @@ async def _execute(request: Request, services: Any, principal: Any, op: Any, rid
             await session.rollback()
             return {"data": None, "errors": [error(f"Internal error; quote request id {rid}", "INTERNAL", requestId=rid)]}
     # A request that failed unexpectedly wrote no audit event, so it returns no data either.
-    response: dict[str, Any] = {"data": None if unexpected else result.data}
+    response: dict[str, Any] = {"data": None if unexpected else data}
     if formatted:
         response["errors"] = formatted
     return response

@@ -44,100 +44,100 @@ def _changes(input: object, fields: dict[str, str]) -> dict:
 
 @strawberry.input(description="A new subject file, owned by the caller's agency.")
 class CreateSubjectInput:
-    given_name: str
-    family_name: str
-    date_of_birth: date
-    national_number: str
-    institution: str
-    legal_status: LegalStatus
+    given_name: str = strawberry.field(description="Given name.")
+    family_name: str = strawberry.field(description="Family name.")
+    date_of_birth: date = strawberry.field(description="Date of birth.")
+    national_number: str = strawberry.field(description="Belgian national register (or BIS) number: 11 digits.")
+    institution: str = strawberry.field(description="Placement unit code; a caseworker registers in their own unit.")
+    legal_status: LegalStatus = strawberry.field(description="Legal situation.")
 
 
 @strawberry.input(description="Changes to a subject; fields left out stay as they are.")
 class UpdateSubjectInput:
-    id: uuid.UUID
-    expected_version: int
-    given_name: Optional[str] = UNSET
-    family_name: Optional[str] = UNSET
-    date_of_birth: Optional[date] = UNSET
-    national_number: Optional[str] = UNSET
-    institution: Optional[str] = UNSET
-    legal_status: Optional[LegalStatus] = UNSET
+    id: uuid.UUID = strawberry.field(description="The subject to change.")
+    expected_version: int = strawberry.field(description="The version the change is based on; a stale one is a CONFLICT.")
+    given_name: Optional[str] = strawberry.field(default=UNSET, description="New given name.")
+    family_name: Optional[str] = strawberry.field(default=UNSET, description="New family name.")
+    date_of_birth: Optional[date] = strawberry.field(default=UNSET, description="Corrected date of birth.")
+    national_number: Optional[str] = strawberry.field(default=UNSET, description="Corrected national register number.")
+    institution: Optional[str] = strawberry.field(default=UNSET, description="New placement unit code.")
+    legal_status: Optional[LegalStatus] = strawberry.field(default=UNSET, description="New legal situation.")
 
 
 @strawberry.type(description="The subject as created or updated.")
 class SubjectPayload:
-    subject: Subject
+    subject: Subject = strawberry.field(description="The subject after the change.")
 
 
 @strawberry.input(description="A draft referral of a subject to the threat analysts.")
 class DraftReferralInput:
-    subject_id: uuid.UUID
-    reason: ReferralReason
-    narrative: str
-    legal_basis: str
+    subject_id: uuid.UUID = strawberry.field(description="The subject referred.")
+    reason: ReferralReason = strawberry.field(description="Why the subject is referred.")
+    narrative: str = strawberry.field(description="The agency's account of the concern.")
+    legal_basis: str = strawberry.field(description="Legal basis for sharing.")
 
 
 @strawberry.input(description="A step in a referral's workflow.")
 class ReferralTransitionInput:
-    id: uuid.UUID
-    expected_version: int
+    id: uuid.UUID = strawberry.field(description="The referral to move.")
+    expected_version: int = strawberry.field(description="The version the step is based on; a stale one is a CONFLICT.")
 
 
 @strawberry.type(description="The referral after the change.")
 class ReferralPayload:
-    referral: Referral
+    referral: Referral = strawberry.field(description="The referral after the change.")
 
 
 @strawberry.input(description="A follow-up note about a subject, optionally on one of its referrals.")
 class AddNoteInput:
-    subject_id: uuid.UUID
-    body: str
-    visibility: NoteVisibility = NoteVisibility.SHARED
-    referral_id: Optional[uuid.UUID] = None
+    subject_id: uuid.UUID = strawberry.field(description="The subject the note is about.")
+    body: str = strawberry.field(description="The note's text.")
+    visibility: NoteVisibility = strawberry.field(default=NoteVisibility.SHARED, description="Who may read the note.")
+    referral_id: Optional[uuid.UUID] = strawberry.field(default=None, description="The referral the note belongs to, if any.")
 
 
 @strawberry.input(description="The corrected text of an earlier note; the earlier note stays.")
 class CorrectNoteInput:
-    note_id: uuid.UUID
-    body: str
+    note_id: uuid.UUID = strawberry.field(description="The note to correct (one you wrote).")
+    body: str = strawberry.field(description="The corrected text.")
 
 
 @strawberry.type(description="The note written.")
 class NotePayload:
-    note: FollowUpNote
+    note: FollowUpNote = strawberry.field(description="The note written.")
 
 
 @strawberry.input(description="A draft threat assessment.")
 class DraftAssessmentInput:
-    subject_id: uuid.UUID
-    level: ThreatLevel
-    summary: str
-    rationale: str
-    sources: list[str] = strawberry.field(default_factory=list)
-    valid_until: Optional[date] = None
-    referral_id: Optional[uuid.UUID] = None
+    subject_id: uuid.UUID = strawberry.field(description="The subject assessed.")
+    level: ThreatLevel = strawberry.field(description="Assessed threat level.")
+    summary: str = strawberry.field(description="Guidance for the agency.")
+    rationale: str = strawberry.field(description="The analysts' reasoning.")
+    sources: list[str] = strawberry.field(default_factory=list, description="Intelligence sources.")
+    valid_until: Optional[date] = strawberry.field(default=None, description="Until when the assessment holds.")
+    referral_id: Optional[uuid.UUID] = strawberry.field(default=None, description="The referral assessed, if any.")
 
 
 @strawberry.input(description="Changes to a draft assessment; fields left out stay as they are.")
 class UpdateAssessmentInput:
-    id: uuid.UUID
-    expected_version: int
-    level: Optional[ThreatLevel] = UNSET
-    summary: Optional[str] = UNSET
-    rationale: Optional[str] = UNSET
-    sources: Optional[list[str]] = UNSET
-    valid_until: Optional[date] = UNSET
+    id: uuid.UUID = strawberry.field(description="The draft assessment to change.")
+    expected_version: int = strawberry.field(description="The version the change is based on; a stale one is a CONFLICT.")
+    level: Optional[ThreatLevel] = strawberry.field(default=UNSET, description="New threat level.")
+    summary: Optional[str] = strawberry.field(default=UNSET, description="New guidance for the agency.")
+    rationale: Optional[str] = strawberry.field(default=UNSET, description="New reasoning.")
+    sources: Optional[list[str]] = strawberry.field(default=UNSET, description="New list of sources (replaces the old one).")
+    valid_until: Optional[date] = strawberry.field(default=UNSET, description="New end of validity.")
 
 
 @strawberry.input(description="Validation of a draft assessment by a second senior analyst.")
 class ValidateAssessmentInput:
-    id: uuid.UUID
-    expected_version: int
+    id: uuid.UUID = strawberry.field(description="The draft assessment to validate.")
+    expected_version: int = strawberry.field(description="The version validated; a stale one is a CONFLICT.")
 
 
 @strawberry.type(description="The assessment after the change.")
 class AssessmentPayload:
-    assessment: ThreatAssessment
+    assessment: ThreatAssessment = strawberry.field(description="The assessment after the change.")
 
 
 SUBJECT_FIELDS = {

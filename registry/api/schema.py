@@ -2,6 +2,7 @@
 
 `build_schema` checks the policy against the schema (refusing to start on any mismatch),
 marks protected fields with `@allowedRoles`, and installs the guards that enforce it.
+`QueryLimiter` comes first: a document outside the limits never reaches the guards.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError, GraphQLInputObjectType, GraphQLObjectType, is_non_null_type
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 
 from registry.access.policy import Policy, SchemaShape
+from registry.api.descriptions import SCALARS, describe_arguments
 from registry.api.directives import mark_allowed_roles
 from registry.api.field_guard import FieldGuard
+from registry.api.limits import QueryLimiter, QueryLimits, ValidDocuments
 from registry.api.mutations import Mutation
 from registry.api.purpose_guard import PurposeGuard
 from registry.api.queries import Query
@@ -28,17 +30,17 @@ class RegistrySchema(strawberry.Schema):
         """Errors are logged once, without personal data, by api.errors."""
 
 
-def _schema() -> RegistrySchema:
+def _schema(limits: QueryLimits) -> RegistrySchema:
+    valid = ValidDocuments()  # per schema: validity is against this schema and these limits
     return RegistrySchema(
         query=Query,
         mutation=Mutation,
         # Suggestions ("Did you mean ...") would name fields a role cannot read; api.errors
         # strips the ones graphql-core makes outside field selection too.
         config=StrawberryConfig(disable_field_suggestions=True),
+        scalar_overrides=SCALARS,
         extensions=[
-            lambda: QueryDepthLimiter(max_depth=12),
-            lambda: MaxAliasesLimiter(max_alias_count=30),
-            lambda: MaxTokensLimiter(max_token_count=2000),
+            lambda: QueryLimiter(limits, valid),
             PurposeGuard,
             FieldGuard,
         ],
@@ -59,13 +61,16 @@ def shape_of(schema: strawberry.Schema) -> SchemaShape:
     return SchemaShape(outputs=outputs, inputs=inputs)
 
 
-def build_schema(policy: Policy | None = None) -> RegistrySchema:
-    """The schema enforcing `policy` (default auth/policy.toml); PolicyError when they disagree."""
+def build_schema(policy: Policy | None = None, limits: QueryLimits | None = None) -> RegistrySchema:
+    """The schema enforcing `policy` (default auth/policy.toml) and `limits` (default QueryLimits());
+    PolicyError when policy and schema disagree."""
     policy = policy or Policy.load()
-    probe = _schema()
+    limits = limits or QueryLimits()
+    probe = _schema(limits)
     policy.check_schema(shape_of(probe))
     mark_allowed_roles(probe._schema, policy)
-    schema = _schema()
+    describe_arguments(probe._schema)
+    schema = _schema(limits)
     schema.policy = policy
     return schema
 
