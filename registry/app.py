@@ -29,7 +29,6 @@ from registry.api.limits import QueryLimits, RateLimiter
 from registry.api.schema import RegistrySchema, build_schema
 from registry.audit.chain import run_sealer
 from registry.config import Settings, get_settings
-from registry.db.embedded import EmbeddedPostgres
 from registry.db.engine import create_engine, create_sessionmaker
 from registry.db.migrate import migrations_current, upgrade
 
@@ -106,17 +105,18 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.info(
-                json.dumps(
-                    {
-                        "request_id": rid,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "ms": round((time.perf_counter() - started) * 1000, 1),
-                    }
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    json.dumps(
+                        {
+                            "request_id": rid,
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "status": status,
+                            "ms": round((time.perf_counter() - started) * 1000, 1),
+                        }
+                    )
                 )
-            )
 
 
 def load_access(settings: Settings) -> tuple[Policy, RegistrySchema]:

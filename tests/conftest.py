@@ -19,7 +19,6 @@ from sqlalchemy.engine import make_url
 from registry.app import create_app
 from registry.config import Settings
 from registry.db.embedded import EmbeddedPostgres
-from registry.db.engine import create_engine, create_sessionmaker
 from registry.domain import agencies
 from registry.domain.national_number import check_digits
 

@@ -35,7 +35,7 @@ def count_statements(engine):
 
 
 async def _seed_referrals(world, count: int) -> None:
-    caseworker, officer = world.token("caseworker"), world.token("referral_officer")
+    caseworker = world.token("caseworker")
     for i in range(count):
         subject = await world.ok(
             caseworker,

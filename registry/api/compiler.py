@@ -16,13 +16,13 @@ import logging
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from typing import Any, Callable
 
 import orjson
 from graphql import (
     DocumentNode,
-    EnumValueNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -30,14 +30,11 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
-    IntValueNode,
-    ListValueNode,
     NullValueNode,
     ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
-    StringValueNode,
     VariableNode,
     get_named_type,
     parse,
@@ -77,6 +74,11 @@ class NodeInfo:
     disclosed: frozenset[str]
     refused: list[tuple[str, str, FieldNode]]  # (response key, Type.field, node for locations)
     children: dict[str, "NodeInfo"] = field(default_factory=dict)  # response key -> linked records
+
+    @cached_property
+    def quiet(self) -> bool:
+        """Nothing refused here or below: the walk needs no paths."""
+        return not self.refused and all(child.quiet for child in self.children.values())
 
 
 @dataclass
@@ -452,9 +454,23 @@ def _refused(type_field: str, node: FieldNode, path: list) -> GraphQLError:
                         original_error=refusal(type_name, field_name))
 
 
+def _disclose(value: Any, info: NodeInfo, disclosure: Any) -> None:
+    """_walk for a position where nothing is refused: only ids and disclosure."""
+    if value is None:
+        return
+    for item in value if isinstance(value, list) else (value,):
+        record_id, subject_id = item.pop(jq.HIDDEN)
+        disclosure.add(info.kind, record_id, subject_id, info.disclosed)
+        for key, child in info.children.items():
+            _disclose(item.get(key), child, disclosure)
+
+
 def _walk(value: Any, info: Any, path: list, ctx: Any, errors: list, seen: set) -> None:
     """Drop the hidden record ids, note what was disclosed, and raise each refusal once."""
     if value is None:
+        return
+    if isinstance(info, NodeInfo) and info.quiet:
+        _disclose(value, info, ctx.disclosure)
         return
     if isinstance(info, dict):  # a connection: {edges key: {node key: NodeInfo}}
         for edges_key, nodes in info.items():

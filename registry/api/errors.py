@@ -52,10 +52,29 @@ def format_error(err: GraphQLError, request_id: str) -> tuple[dict[str, Any], bo
         code = (err.extensions or {}).get("code")
         out["extensions"] = {**(err.extensions or {}), "code": code if code in CODES else "BAD_USER_INPUT"}
         return out, False
+    if _cancelled(original):
+        log.warning("statement cancelled at statement_timeout (request %s)", request_id)
+        out["message"] = "the query ran longer than the statement timeout and was cancelled; ask for less"
+        out["extensions"] = {"code": "QUERY_TOO_COMPLEX", "limit": "statement_timeout", "requestId": request_id}
+        return out, True  # the transaction is aborted: nothing is kept, nothing is returned
     log.error("unexpected error (request %s)", request_id, exc_info=original)
     out["message"] = f"Internal error; quote request id {request_id} to the registry's operators"
     out["extensions"] = {"code": "INTERNAL", "requestId": request_id}
     return out, True
+
+
+QUERY_CANCELLED = "57014"  # PostgreSQL's SQLSTATE for a statement cancelled (statement_timeout)
+
+
+def _cancelled(exc: BaseException | None) -> bool:
+    """Whether PostgreSQL cancelled the statement, however the driver and SQLAlchemy wrapped it."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if getattr(exc, "sqlstate", None) == QUERY_CANCELLED or getattr(exc, "pgcode", None) == QUERY_CANCELLED:
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__
+        seen += 1
+    return False
 
 
 def _position(err: dict[str, Any]) -> tuple:

@@ -29,7 +29,6 @@ from registry.api.types import (
 from registry.api import audit
 from registry.api.audit import AuditEventConnection, AuditEventFilter
 from registry.domain import lookup, referrals, subjects
-from registry.domain.pages import Page
 
 
 @strawberry.input(description="Narrows a list of subjects.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import strawberry
 from strawberry.types import Info
@@ -336,7 +336,8 @@ class PageInfo:
     end_cursor: Optional[str] = strawberry.field(description="Cursor of the last item; pass as `after`.")
 
 
-def page_info(page: "Page", cursors: list[str]) -> PageInfo:
+def page_info(page: Any, cursors: list[str]) -> PageInfo:
+    """PageInfo of a domain.pages.Page and the cursors of its rows."""
     return PageInfo(
         has_next_page=page.has_next,
         has_previous_page=page.has_previous,

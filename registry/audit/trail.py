@@ -30,10 +30,14 @@ class Disclosure:
             self.subject_ids.add(str(subject_id))
 
     def records(self) -> list[dict[str, Any]]:
-        return [
-            {"type": type_name, "id": record_id, "fields": sorted(names)}
-            for (type_name, record_id), names in sorted(self.fields.items())
-        ]
+        ordered: dict[frozenset[str], list[str]] = {}  # most records share a few field sets
+        out = []
+        for (type_name, record_id), names in sorted(self.fields.items()):
+            key = frozenset(names)
+            if key not in ordered:
+                ordered[key] = sorted(key)
+            out.append({"type": type_name, "id": record_id, "fields": ordered[key]})
+        return out
 
     def __bool__(self) -> bool:
         return bool(self.fields)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.access.principal import Principal
-from registry.access.scopes import record_scope, subject_scope
+from registry.access.scopes import record_scope
 from registry.db.tables import Referral, Subject, ThreatAssessment
 from registry.domain import subjects, versions
 from registry.domain.errors import BadUserInput, Forbidden, NotFound
@@ -61,8 +61,7 @@ def _validated(values: dict) -> dict:
 
 
 async def draft(session: AsyncSession, principal: Principal, command: DraftAssessment) -> ThreatAssessment:
-    if await session.scalar(select(Subject.id).where(Subject.id == command.subject_id, subject_scope(principal))) is None:
-        raise NotFound(f"Subject {command.subject_id} not found")
+    await subjects.require_writable(session, principal, command.subject_id)
     if command.referral_id is not None:
         referral_subject = await session.scalar(
             select(Referral.subject_id).where(Referral.id == command.referral_id, record_scope(Referral, principal))

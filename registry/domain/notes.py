@@ -10,9 +10,9 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.access.principal import Principal
-from registry.access.scopes import AGENCY_ROLES, record_scope, subject_scope
-from registry.db.tables import FollowUpNote, Referral, Subject
-from registry.domain import agencies
+from registry.access.scopes import AGENCY_ROLES, record_scope
+from registry.db.tables import FollowUpNote, Referral
+from registry.domain import agencies, subjects
 from registry.domain.errors import BadUserInput, Conflict, NotFound
 from registry.domain.text import TEXT_MAX, clean
 
@@ -42,8 +42,7 @@ def _check_visibility(principal: Principal, visibility: str) -> None:
 
 async def add(session: AsyncSession, principal: Principal, command: AddNote) -> FollowUpNote:
     _check_visibility(principal, command.visibility)
-    if await session.scalar(select(Subject.id).where(Subject.id == command.subject_id, subject_scope(principal))) is None:
-        raise NotFound(f"Subject {command.subject_id} not found")
+    await subjects.require_writable(session, principal, command.subject_id)
     if command.referral_id is not None:
         referral_subject = await session.scalar(
             select(Referral.subject_id).where(

@@ -10,10 +10,10 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.access.principal import Principal
-from registry.access.scopes import record_scope, subject_scope
-from registry.db.tables import Referral, Subject
-from registry.domain import agencies, versions
-from registry.domain.errors import BadUserInput, NotFound
+from registry.access.scopes import record_scope
+from registry.db.tables import Referral
+from registry.domain import agencies, subjects, versions
+from registry.domain.errors import BadUserInput
 from registry.domain.pages import Page, check_first, decode_cursor, encode_cursor, timestamp_text
 from registry.domain.text import NAME_MAX, TEXT_MAX, clean, refuse_nul
 
@@ -45,11 +45,7 @@ class ReferralFilter:
 
 
 async def draft(session: AsyncSession, principal: Principal, command: DraftReferral) -> Referral:
-    subject = await session.scalar(
-        select(Subject.id).where(Subject.id == command.subject_id, subject_scope(principal))
-    )
-    if subject is None:
-        raise NotFound(f"Subject {command.subject_id} not found")
+    await subjects.require_writable(session, principal, command.subject_id)
     if command.reason not in REASONS:
         raise BadUserInput("reason is not one of " + ", ".join(REASONS), field="reason")
     referral = Referral(

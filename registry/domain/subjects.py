@@ -15,7 +15,7 @@ from registry.access.principal import Principal
 from registry.access.scopes import subject_scope
 from registry.db.tables import Subject, ThreatAssessment, subject_reference_seq
 from registry.domain import agencies, national_number, versions
-from registry.domain.errors import BadUserInput, Conflict
+from registry.domain.errors import BadUserInput, Conflict, NotFound
 from registry.domain.pages import Page, check_first, decode_cursor, encode_cursor
 from registry.domain.text import CODE_MAX, NAME_MAX, clean, refuse_nul
 
@@ -156,6 +156,8 @@ async def update(session: AsyncSession, principal: Principal, command: UpdateSub
     subject = await versions.load_for_update(
         session, Subject, command.id, subject_scope(principal), command.expected_version
     )
+    if subject.erased_at is not None:
+        raise Conflict("this subject's file was erased at the end of its retention; it cannot change")
     values = _validated_fields(command.changes)
     if "national_number" in values:
         await _refuse_duplicate(session, values["national_number"], except_id=subject.id)
@@ -174,6 +176,19 @@ async def _refresh_retention_dates(session: AsyncSession, subject: Subject) -> N
         )
     )
     set_retention_dates(subject, last_validated)
+
+
+async def require_writable(session: AsyncSession, principal: Principal, subject_id: uuid.UUID) -> None:
+    """A record may be added to a subject in the caller's scope whose file was not erased."""
+    erased = (
+        await session.execute(
+            select(Subject.erased_at).where(Subject.id == subject_id, subject_scope(principal))
+        )
+    ).first()
+    if erased is None:
+        raise NotFound(f"Subject {subject_id} not found")
+    if erased.erased_at is not None:
+        raise Conflict("this subject's file was erased at the end of its retention; nothing can be added")
 
 
 async def get(session: AsyncSession, principal: Principal, subject_id: uuid.UUID) -> Subject | None:
