@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
+import asyncpg
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -29,7 +30,7 @@ from registry.api.limits import QueryLimits, RateLimiter
 from registry.api.schema import RegistrySchema, build_schema
 from registry.audit.chain import run_sealer
 from registry.config import Settings, get_settings
-from registry.db.engine import create_engine, create_sessionmaker
+from registry.db.engine import create_engine, create_read_pool, create_sessionmaker
 from registry.db.migrate import migrations_current, upgrade
 
 log = logging.getLogger("registry.app")
@@ -50,6 +51,7 @@ class Services:
     limits: QueryLimits
     documents: TrustedDocuments
     compiler: Compiler
+    reads: asyncpg.Pool
 
 
 async def healthz(request: Request) -> Response:
@@ -150,6 +152,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         async with httpx.AsyncClient(timeout=10) as http_client:
             try:
                 verifier, dev_issuer = await build_verifier(settings, http_client)
+                limits = QueryLimits.from_settings(settings)
                 app.state.services = Services(
                     settings=settings,
                     engine=engine,
@@ -159,9 +162,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     verifier=verifier,
                     dev_issuer=dev_issuer,
                     lookups=RateLimiter(settings.lookups_per_minute),
-                    limits=QueryLimits.from_settings(settings),
+                    limits=limits,
                     documents=documents,
-                    compiler=Compiler(schema._schema, enabled=settings.compile_queries),
+                    compiler=Compiler(schema._schema, limits, enabled=settings.compile_queries),
+                    reads=await create_read_pool(url, settings),
                 )
                 # The sealer has its own connection: it never waits for, nor delays, a request.
                 sealer_engine = create_engine(url, settings, pool_size=1)
@@ -173,6 +177,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     with contextlib.suppress(asyncio.CancelledError):
                         await sealer
                     await sealer_engine.dispose()
+                    await app.state.services.reads.close()
             finally:
                 await engine.dispose()
                 if embedded:

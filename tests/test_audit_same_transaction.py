@@ -108,3 +108,21 @@ async def test_a_refusal_whose_event_cannot_be_written_fails_too(world, services
 
     assert internal_error_only(body), body
     assert await events_of(services, rid) == []
+
+
+async def test_a_compiled_read_whose_event_cannot_be_written_returns_no_data(world, services, failing_actor):
+    # Given a read the compiler has learned (the resolvers ran it once for a caseworker)
+    subject = await create_subject(world, givenName="Compiled-Nobody")
+    query = "query Compiled($id: UUID!) { subject(id: $id) { id givenName } }"
+    await call(world, world.token("caseworker"), query, {"id": subject["id"]})
+    failing = token_for(world, failing_actor, "caseworker", unit=world.unit)
+    runs = services.compiler.compiled_runs
+
+    # When a caseworker whose audit events cannot be stored reads it, as one compiled statement
+    body, rid = await call(world, failing, query, {"id": subject["id"]}, purpose="CASE_SUPERVISION")
+
+    # Then the compiled read failed as a whole: no data, no event
+    assert services.compiler.compiled_runs == runs + 1
+    assert internal_error_only(body), body
+    assert "Compiled-Nobody" not in str(body)
+    assert await events_of(services, rid) == []

@@ -199,3 +199,17 @@ async def test_pages_after_a_cursor_are_identical_on_both_paths(world, services,
     assert was_compiled and compiled == reference
     assert compiled["data"]["referrals"]["pageInfo"]["hasPreviousPage"] is True
     assert compiled["data"]["referrals"]["edges"][0]["cursor"] != cursor
+
+
+async def test_page_sizes_from_variables_stay_within_the_cost_limit(world, services, world_data):
+    # given a compiled read whose page sizes come from variables
+    query = """query P($n: Int!, $m: Int!) { referrals(first: $n) { edges { node { id
+        subject { notes(first: $m) { id } } } } } }"""
+    small = {"n": 2, "m": 2}
+    _, _, was_compiled = await both_paths(world, services, "analyst", query, small)
+    assert was_compiled
+    # when the same document asks for 100 x 100 records
+    body, _ = await post(world, "analyst", query, {"n": 100, "m": 100})
+    # then it is refused before execution, as the resolvers' limits refuse it
+    assert body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["QUERY_TOO_COMPLEX"]

@@ -44,6 +44,7 @@ from graphql.utilities import get_operation_ast
 
 from registry.access import purpose
 from registry.api.field_guard import DISCLOSED_TYPES, refusal
+from registry.api.limits import QueryLimits, cost_errors
 from registry.api.purpose_guard import declared
 from registry.db import json_query as jq
 from registry.domain.errors import RegistryError
@@ -90,13 +91,15 @@ class Plan:
     infos: dict[str, Any]  # root key -> NodeInfo | {edges key: {node key: NodeInfo}}
     root_refusals: list[tuple[str, str, FieldNode]]
     params: dict[str, Callable[[dict], Any]]  # parameter -> its value from the request's variables
+    sized_by_variables: bool  # a page size comes from a variable: the cost depends on the request
 
 
 class Compiler:
     """Plans per (document, operation, role set); runs them; counts what it did."""
 
-    def __init__(self, schema: GraphQLSchema, enabled: bool = True) -> None:
+    def __init__(self, schema: GraphQLSchema, limits: QueryLimits, enabled: bool = True) -> None:
         self.schema = schema
+        self.limits = limits
         self.enabled = enabled
         self._plans: OrderedDict[tuple, Plan | None] = OrderedDict()
         self.compiled_runs = 0
@@ -122,8 +125,9 @@ class Compiler:
         if len(self._plans) > CACHE_SIZE:
             self._plans.popitem(last=False)
 
-    async def run(self, query: str, operation_name: str | None, ctx: Any, variables: dict) -> dict | None:
-        """The response ({data, errors}) of a compiled plan, or None: use the resolvers."""
+    def bind(self, query: str, operation_name: str | None, ctx: Any, variables: dict) -> "Bound | None":
+        """The compiled plan of this request with its parameters, or None: use the resolvers.
+        Nothing is read here: purpose and arguments are checked first."""
         if not self.enabled:
             return None
         key = self._key(query, operation_name, ctx)
@@ -136,14 +140,23 @@ class Compiler:
             if purpose.check(ctx.grants, decl) is not None:
                 raise Fallback  # break-glass: the resolvers flag it
             params = _parameters(plan, variables)
+            if plan.sized_by_variables and cost_errors(self.schema, plan.document, operation_name, variables, self.limits):
+                raise Fallback  # past the cost limit with these page sizes: the resolvers refuse it
         except (Fallback, RegistryError):
             return None  # the resolvers refuse it with the right error
-        async with ctx.db() as session:
-            connection = await session.connection()
-            result = await connection.exec_driver_sql(
-                plan.prepared.sql, tuple(plan.prepared.arguments(ctx.principal, params))
-            )
-            text = result.scalar()
+        return Bound(self, plan, params)
+
+
+@dataclass
+class Bound:
+    compiler: Compiler
+    plan: Plan
+    params: dict[str, Any]
+
+    async def run(self, ctx: Any, connection: Any) -> tuple[Any, list[GraphQLError]]:
+        """Data and errors, read in the caller's transaction on a driver connection."""
+        plan = self.plan
+        text = await connection.fetchval(plan.prepared.sql, *plan.prepared.arguments(ctx.principal, self.params))
         data = orjson.loads(text)
         errors: list[GraphQLError] = []
         seen: set[str] = set()
@@ -153,8 +166,8 @@ class Compiler:
             info = plan.infos.get(root.key)
             if info is not None:
                 _walk(data.get(root.key), info, [root.key], ctx, errors, seen)
-        self.compiled_runs += 1
-        return {"data": data, "errors": errors}
+        self.compiler.compiled_runs += 1
+        return data, errors
 
 
 # ----------------------------------------------------------------------------- planning
@@ -178,6 +191,7 @@ def _compile(schema: GraphQLSchema, query: str, operation_name: str | None, ctx:
         infos=planner.infos,
         root_refusals=planner.root_refusals,
         params=planner.params,
+        sized_by_variables=planner.sized_by_variables,
     )
 
 
@@ -191,6 +205,7 @@ class _Planner:
         self.infos: dict[str, Any] = {}
         self.root_refusals: list[tuple[str, str, FieldNode]] = []
         self.params: dict[str, Callable[[dict], Any]] = {}
+        self.sized_by_variables = False
         self.variable_defaults = {
             d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
         }
@@ -240,7 +255,7 @@ class _Planner:
             self.infos[key] = info
             return jq.Root(key, name, record=record)
         first = jq.Param.named("first", key)
-        self.params[first] = self.value(args.get("first"), DEFAULT_FIRST, _page_size)
+        self.params[first] = self.page_size(args.get("first"))
         after = args.get("after")
         paged = after is not None and not isinstance(after, NullValueNode)
         if paged:
@@ -264,6 +279,10 @@ class _Planner:
             return lambda variables: convert(variables[name] if name in variables else fallback)
         converted = convert(value_from_ast_untyped(node))  # a literal that does not convert: not compiled
         return lambda variables: converted
+
+    def page_size(self, node: Any) -> Callable[[dict], Any]:
+        self.sized_by_variables |= isinstance(node, VariableNode)
+        return self.value(node, DEFAULT_FIRST, _page_size)
 
     def cursor_params(self, kind: str, raw: Callable[[dict], Any]) -> None:
         """The decoded parts of an `after` cursor, as the domain's pagination decodes them."""
@@ -375,7 +394,7 @@ class _Planner:
                 if "first" in object_type.fields[name].args:
                     args = {a.name.value: a.value for a in node.arguments or ()}
                     first = jq.Param.named("first", len(self.params))
-                    self.params[first] = self.value(args.get("first"), DEFAULT_FIRST, _page_size)
+                    self.params[first] = self.page_size(args.get("first"))
                 child_info, child = self.record(node.selection_set, get_named_type(object_type.fields[name].type))
                 info.children[key] = child_info
                 record.outputs.append(jq.Link(key, name, child, first))

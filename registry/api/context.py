@@ -30,7 +30,7 @@ class Context:
 
     principal: Principal
     policy: Policy
-    session: AsyncSession
+    session: AsyncSession | None  # None for a compiled read, which needs no ORM session
     request_id: str
     purpose: str | None = None
     justification: str | None = None

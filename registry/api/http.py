@@ -98,14 +98,8 @@ async def _read_body(request: Request, max_bytes: int):
     return body
 
 
-async def _run(services: Any, ctx: Context, query: str, operation_name: str | None, variables: dict) -> tuple:
-    """Data and errors: from the compiled plan of a read when there is one, else the resolvers."""
-    try:
-        compiled = await services.compiler.run(query, operation_name, ctx, variables)
-    except Exception as exc:  # noqa: BLE001 - reported like a resolver's failure
-        return None, [GraphQLError(str(exc), original_error=exc)]
-    if compiled is not None:
-        return compiled["data"], compiled["errors"]
+async def _resolve(services: Any, ctx: Context, query: str, operation_name: str | None, variables: dict) -> tuple:
+    """Data and errors from the resolvers; a read they ran within the limits is then compiled."""
     result = await services.schema.execute(
         query, variable_values=variables, context_value=ctx, operation_name=operation_name
     )
@@ -127,42 +121,59 @@ async def _execute(request: Request, services: Any, principal: Any, op: Any, rid
     if variables is not None and not isinstance(variables, dict):
         return {"errors": [error("variables must be an object", "BAD_USER_INPUT")]}
     operation_name = op.get("operationName") if isinstance(op.get("operationName"), str) else None
+    ctx = Context(
+        principal=principal,
+        policy=services.policy,
+        session=None,
+        request_id=rid,
+        purpose=request.headers.get("registry-purpose"),
+        justification=request.headers.get("registry-justification"),
+        lookups=services.lookups,
+        operation=operation_name,
+    )
+    compiled = services.compiler.bind(query, operation_name, ctx, variables or {})
+    if compiled is not None:  # one statement and the audit insert, on a plain driver connection
+        async with services.reads.acquire() as connection:
+            transaction = connection.transaction()
+            await transaction.start()
+            try:
+                data, errors = await compiled.run(ctx, connection)
+            except Exception as exc:  # noqa: BLE001 - reported like a resolver's failure
+                data, errors = None, [GraphQLError(str(exc), original_error=exc)]
+            return await _finish(ctx, connection, transaction, data, errors)
     async with services.sessions() as session:
-        ctx = Context(
-            principal=principal,
-            policy=services.policy,
-            session=session,
-            request_id=rid,
-            purpose=request.headers.get("registry-purpose"),
-            justification=request.headers.get("registry-justification"),
-            lookups=services.lookups,
-            operation=operation_name,
-        )
-        data, errors = await _run(services, ctx, query, operation_name, variables or {})
-        formatted, unexpected = [], False
-        for err in errors:
-            out, bad = format_error(err, rid)
-            formatted.append(out)
-            unexpected |= bad
-        formatted = deduplicate(formatted)
-        try:
-            if unexpected:
-                await session.rollback()
-            else:
-                await trail.record_request(
-                    session,
-                    ctx.actor(),
-                    disclosure=ctx.disclosure,
-                    changes=ctx.changes,
-                    lookups=ctx.lookups_answered,
-                    errors=formatted,
-                    break_glass=ctx.break_glass,
-                )
-                await session.commit()
-        except Exception:  # audit or commit failed: nothing was written, nothing is returned
-            log.exception("audit write or commit failed (request %s)", rid)
-            await session.rollback()
-            return {"data": None, "errors": [error(f"Internal error; quote request id {rid}", "INTERNAL", requestId=rid)]}
+        ctx.session = session
+        data, errors = await _resolve(services, ctx, query, operation_name, variables or {})
+        return await _finish(ctx, session, session, data, errors)
+
+
+async def _finish(ctx: Context, statements: Any, transaction: Any, data: Any, errors: list) -> dict[str, Any]:
+    """Write the audit events and commit, or roll back: the response only if the events are in."""
+    rid = ctx.request_id
+    formatted, unexpected = [], False
+    for err in errors:
+        out, bad = format_error(err, rid)
+        formatted.append(out)
+        unexpected |= bad
+    formatted = deduplicate(formatted)
+    try:
+        if unexpected:
+            await transaction.rollback()
+        else:
+            await trail.record_request(
+                statements,
+                ctx.actor(),
+                disclosure=ctx.disclosure,
+                changes=ctx.changes,
+                lookups=ctx.lookups_answered,
+                errors=formatted,
+                break_glass=ctx.break_glass,
+            )
+            await transaction.commit()
+    except Exception:  # audit or commit failed: nothing was written, nothing is returned
+        log.exception("audit write or commit failed (request %s)", rid)
+        await transaction.rollback()
+        return {"data": None, "errors": [error(f"Internal error; quote request id {rid}", "INTERNAL", requestId=rid)]}
     # A request that failed unexpectedly wrote no audit event, so it returns no data either.
     response: dict[str, Any] = {"data": None if unexpected else data}
     if formatted:

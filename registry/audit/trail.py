@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import asyncpg
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,6 +77,15 @@ class Actor:
     justification: str | None = None
 
 
+async def _execute(target: AsyncSession | asyncpg.Connection, sql: str, args: tuple) -> None:
+    """Run `sql` in the caller's transaction: an ORM session's or a plain driver connection's."""
+    if isinstance(target, AsyncSession):
+        connection = await target.connection()
+        await connection.exec_driver_sql(sql, args)
+    else:
+        await target.execute(sql, *args)
+
+
 # Sent as is to the driver (a prepared statement, no SQL compilation): one per request.
 _INSERT = (
     "INSERT INTO audit_event (id, action, outcome, actor_id, actor_name, actor_agency, actor_roles, purpose,"
@@ -85,7 +95,7 @@ _INSERT = (
 
 
 async def record(
-    session: AsyncSession,
+    session: AsyncSession | asyncpg.Connection,
     actor: Actor,
     action: str,
     *,
@@ -99,8 +109,8 @@ async def record(
     if action not in ACTIONS:
         raise ValueError(f"undeclared audit action {action!r}")
     p = actor.principal
-    connection = await session.connection()
-    await connection.exec_driver_sql(
+    await _execute(
+        session,
         _INSERT,
         (
             uuid.uuid4(),
@@ -126,7 +136,7 @@ REFUSALS = ("FORBIDDEN", "PURPOSE_REQUIRED", "RATE_LIMITED")
 
 
 async def record_request(
-    session: AsyncSession,
+    session: AsyncSession | asyncpg.Connection,
     actor: Actor,
     *,
     disclosure: Disclosure,

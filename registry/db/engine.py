@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 import orjson
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -25,15 +26,31 @@ def _json_text(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_engine(url: str, settings: Settings, *, as_owner: bool = False, pool_size: int | None = None) -> AsyncEngine:
-    """The service's engine (working as `settings.database_role`), or the owner's for migrations."""
-    server_settings = {
+def _server_settings(settings: Settings, as_owner: bool) -> dict[str, str]:
+    out = {
         "statement_timeout": str(settings.statement_timeout_ms),
         "application_name": "registry",
         "timezone": "UTC",  # timestamps in JSON built by PostgreSQL read as the API writes them
     }
     if settings.database_role and not as_owner:
-        server_settings["role"] = settings.database_role
+        out["role"] = settings.database_role
+    return out
+
+
+async def create_read_pool(url: str, settings: Settings) -> asyncpg.Pool:
+    """Plain driver connections for compiled reads: one statement and one audit insert per
+    request need none of the ORM, and skipping it is most of their cost in Python."""
+    return await asyncpg.create_pool(
+        sync_url(url),
+        min_size=1,
+        max_size=settings.db_pool_size,
+        server_settings=_server_settings(settings, as_owner=False),
+    )
+
+
+def create_engine(url: str, settings: Settings, *, as_owner: bool = False, pool_size: int | None = None) -> AsyncEngine:
+    """The service's engine (working as `settings.database_role`), or the owner's for migrations."""
+    server_settings = _server_settings(settings, as_owner)
     return create_async_engine(
         async_url(url),
         json_serializer=_json_text,
