@@ -9,7 +9,7 @@ import random
 import shutil
 import tempfile
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, AsyncIterator
 
 import httpx
@@ -78,13 +78,15 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-_numbers = itertools.count(random.Random().randrange(1, 900) * 1000)
+# Serials run through 997 per birth date, then on to the next date: unique for millions of calls.
+_numbers = itertools.count(random.Random().randrange(0, 997 * 1000))
 
 
-def national_number(born: date = date(2010, 5, 17)) -> str:
-    """A valid, unique fictional national number for someone born on `born`."""
-    serial = next(_numbers) % 997 + 1  # 001-997
-    body = f"{born:%y%m%d}{serial:03d}"
+def national_number(born: date | None = None) -> str:
+    """A valid, unique fictional national number (for someone born on `born`, if given)."""
+    n = next(_numbers)
+    born = born or date(2008, 1, 1) + timedelta(days=(n // 997) % 2900)
+    body = f"{born:%y%m%d}{n % 997 + 1:03d}"
     return body + check_digits(body, born.year >= 2000)
 
 

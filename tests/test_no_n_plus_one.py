@@ -4,7 +4,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 
-from tests.conftest import national_number
+from conftest import national_number
 
 PAGE = """
 query Page($first: Int!, $agency: String!) {
