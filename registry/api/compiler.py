@@ -16,8 +16,8 @@ import logging
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Callable
 
 import orjson
@@ -39,8 +39,7 @@ from graphql import (
     get_named_type,
     parse,
 )
-from graphql.utilities import value_from_ast_untyped
-from graphql.utilities import get_operation_ast
+from graphql.utilities import get_operation_ast, value_from_ast_untyped
 
 from registry.access import purpose
 from registry.api.field_guard import DISCLOSED_TYPES, refusal
@@ -53,7 +52,6 @@ from registry.domain.pages import MAX_PAGE_SIZE, decode_cursor
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 512
-DEFAULT_FIRST = 20
 ROOTS = {"subject": "Subject", "referral": "Referral", "subjects": "Subject", "referrals": "Referral"}
 FILTERS = {
     "Subject": ("SubjectFilter", {"reference": "reference", "institution": "institution",
@@ -255,7 +253,7 @@ class _Planner:
             self.infos[key] = info
             return jq.Root(key, name, record=record)
         first = jq.Param.named("first", key)
-        self.params[first] = self.page_size(args.get("first"))
+        self.params[first] = self.page_size(args.get("first"), field_def.args["first"].default_value)
         after = args.get("after")
         paged = after is not None and not isinstance(after, NullValueNode)
         if paged:
@@ -280,9 +278,10 @@ class _Planner:
         converted = convert(value_from_ast_untyped(node))  # a literal that does not convert: not compiled
         return lambda variables: converted
 
-    def page_size(self, node: Any) -> Callable[[dict], Any]:
+    def page_size(self, node: Any, default: int) -> Callable[[dict], Any]:
+        """`first`: the schema's default when absent; from a variable, the cost is rechecked per request."""
         self.sized_by_variables |= isinstance(node, VariableNode)
-        return self.value(node, DEFAULT_FIRST, _page_size)
+        return self.value(node, default, _page_size)
 
     def cursor_params(self, kind: str, raw: Callable[[dict], Any]) -> None:
         """The decoded parts of an `after` cursor, as the domain's pagination decodes them."""
@@ -394,7 +393,7 @@ class _Planner:
                 if "first" in object_type.fields[name].args:
                     args = {a.name.value: a.value for a in node.arguments or ()}
                     first = jq.Param.named("first", len(self.params))
-                    self.params[first] = self.page_size(args.get("first"))
+                    self.params[first] = self.page_size(args.get("first"), object_type.fields[name].args["first"].default_value)
                 child_info, child = self.record(node.selection_set, get_named_type(object_type.fields[name].type))
                 info.children[key] = child_info
                 record.outputs.append(jq.Link(key, name, child, first))

@@ -10,7 +10,6 @@ caller can write exactly which records were disclosed to the audit trail, then d
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
@@ -24,6 +23,7 @@ from sqlalchemy import (
     cast,
     false,
     func,
+    inspect,
     literal_column,
     or_,
     select,
@@ -32,7 +32,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
-from sqlalchemy import inspect
 from sqlalchemy.orm import aliased
 
 from registry.access.principal import Principal
@@ -256,25 +255,42 @@ COLUMNS: dict[str, dict[str, Column]] = {
     },
 }
 
-# (parent kind, field) -> (child kind, how a child row belongs to the parent row, list?, extra condition)
-LINKS: dict[tuple[str, str], tuple[str, Callable[[Any, Any], ColumnElement], bool, Callable[[Any], ColumnElement]]] = {
-    ("Subject", "referrals"): ("Referral", lambda child, parent: child.subject_id == parent.id, True, lambda c: true()),
-    ("Subject", "notes"): ("FollowUpNote", lambda child, parent: child.subject_id == parent.id, True, lambda c: true()),
-    ("Subject", "assessments"): (
-        "ThreatAssessment", lambda child, parent: child.subject_id == parent.id, True, lambda c: true()
+
+
+@dataclass(frozen=True)
+class Relation:
+    """How a linked record belongs to its parent row."""
+
+    kind: str
+    belongs: Callable[[Any, Any], ColumnElement]  # (child table, parent table) -> join condition
+    many: bool = True
+    only: Callable[[Any], ColumnElement] = lambda child: true()  # e.g. the validated one
+
+
+def _of_subject(child: Any, parent: Any) -> ColumnElement:
+    return child.subject_id == parent.id
+
+
+def _of_referral(child: Any, parent: Any) -> ColumnElement:
+    return child.referral_id == parent.id
+
+
+def _owner(child: Any, parent: Any) -> ColumnElement:
+    return child.id == parent.subject_id
+
+
+LINKS: dict[tuple[str, str], Relation] = {
+    ("Subject", "referrals"): Relation("Referral", _of_subject),
+    ("Subject", "notes"): Relation("FollowUpNote", _of_subject),
+    ("Subject", "assessments"): Relation("ThreatAssessment", _of_subject),
+    ("Subject", "latestAssessment"): Relation(
+        "ThreatAssessment", _of_subject, many=False, only=lambda child: child.status == "VALIDATED"
     ),
-    ("Subject", "latestAssessment"): (
-        "ThreatAssessment", lambda child, parent: child.subject_id == parent.id, False, lambda c: c.status == "VALIDATED"
-    ),
-    ("Referral", "subject"): ("Subject", lambda child, parent: child.id == parent.subject_id, False, lambda c: true()),
-    ("Referral", "notes"): ("FollowUpNote", lambda child, parent: child.referral_id == parent.id, True, lambda c: true()),
-    ("Referral", "assessments"): (
-        "ThreatAssessment", lambda child, parent: child.referral_id == parent.id, True, lambda c: true()
-    ),
-    ("FollowUpNote", "subject"): ("Subject", lambda child, parent: child.id == parent.subject_id, False, lambda c: true()),
-    ("ThreatAssessment", "subject"): (
-        "Subject", lambda child, parent: child.id == parent.subject_id, False, lambda c: true()
-    ),
+    ("Referral", "subject"): Relation("Subject", _owner, many=False),
+    ("Referral", "notes"): Relation("FollowUpNote", _of_referral),
+    ("Referral", "assessments"): Relation("ThreatAssessment", _of_referral),
+    ("FollowUpNote", "subject"): Relation("Subject", _owner, many=False),
+    ("ThreatAssessment", "subject"): Relation("Subject", _owner, many=False),
 }
 
 
@@ -316,8 +332,8 @@ class _Builder:
         return func.json_build_object(*args)
 
     def link(self, parent_kind: str, out: Link, parent: Any) -> ColumnElement:
-        kind, belongs, many, extra = LINKS[(parent_kind, out.field)]
-        model = MODELS[kind]
+        relation = LINKS[(parent_kind, out.field)]
+        kind, model = relation.kind, MODELS[relation.kind]
         rows = aliased(model)
         if parent_kind == "Subject":  # the subject passed its scope: only the rule on records is left
             scope = records_of_visible_subject(model, self.p, rows)
@@ -325,12 +341,12 @@ class _Builder:
             scope = self.scope(kind, rows)
         query = (
             select(rows)
-            .where(belongs(rows, parent), extra(rows), scope)
+            .where(relation.belongs(rows, parent), relation.only(rows), scope)
             .correlate(inspect(parent).selectable)  # the parent row, however deep it is
         )
         if kind != "Subject":
             query = query.order_by(*self.newest_first(rows))
-        if not many:
+        if not relation.many:
             inner = query.limit(1).lateral()
             one = aliased(model, inner)
             return select(self.record(out.node, one)).select_from(inner).scalar_subquery()
@@ -503,7 +519,3 @@ def prepare(roots: list[Root], principal: Principal) -> Prepared:
         else:
             slots.append(("const", value))
     return Prepared(sql=str(compiled), slots=slots)
-
-
-def as_uuid(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
