@@ -5,6 +5,8 @@ its roles may read Type.field — Query and Mutation fields included — and set
 field the request gives it. A refused field resolves to null with a FORBIDDEN error naming it,
 its resolver never runs, and the other fields of the same object still arrive. Nested and
 linked records, fragments, aliases, history and mutation payloads are all just fields here.
+Each field returned of a record is noted for the audit trail (`ctx.disclosure`). Compiled reads
+(api.compiler) apply the same grants when they are planned, and note the same disclosure.
 """
 
 from __future__ import annotations

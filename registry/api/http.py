@@ -4,6 +4,9 @@ Nothing is executed for a request without a valid bearer token (HTTP 401), a bod
 size limit (HTTP 413), a batch over the batch limit, or a document that is not trusted (in
 trusted-documents mode, api.documents); a request whose execution hit an unexpected error
 writes nothing. The other limits are checked by the schema before execution (api.limits).
+A read the compiler has learned runs as one statement on a plain driver connection
+(api.compiler); everything else through the resolvers. Either way the audit events are written
+in the same transaction, and the answer is sent only once they are committed.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from strawberry.http.ides import get_graphql_ide_html
 from registry.access.identity import InvalidToken
 from registry.api.context import Context
 from registry.api.documents import Refused
-from registry.audit import trail
 from registry.api.errors import deduplicate, error, format_error
+from registry.audit import trail
 
 log = logging.getLogger("registry.http")
 
