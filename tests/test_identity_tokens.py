@@ -581,3 +581,17 @@ def test_dev_issuer_warns_loudly_once_without_token_content(tmp_path, monkeypatc
     warnings = [r for r in caplog.records if "DEVELOPMENT TOKEN ISSUER" in r.getMessage()]
     assert len(warnings) == 1
     assert token not in caplog.text and token.split(".")[1] not in caplog.text
+
+
+async def test_a_remembered_token_is_refused_once_its_key_is_rotated_away(provider, oidc_settings, http_client):
+    # Given a token verified once (and remembered), signed with the provider's current key
+    source = OIDCKeySource(provider.issuer, http_client, 0)
+    await source.refresh()
+    verifier = TokenVerifier(oidc_settings, key_source=source)
+    token = provider.sign()
+    assert (await verifier.verify(token)).id == "user-123"
+    # When the provider replaces the key under the same kid and the verifier learns of it
+    provider.keys = [Provider.new_key("key-1")]
+    await source.refresh()
+    # Then the remembered token is checked again, and its old signature refused
+    await assert_rejected(verifier, token, "bad signature")

@@ -18,6 +18,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -479,6 +480,17 @@ _CLAIM_REASONS = {
 }
 
 
+_VERIFIED_MAX = 10_000  # tokens remembered; the table is emptied when full
+
+
+@dataclass(frozen=True)
+class _Verified:
+    principal: Principal
+    kid: str | None
+    key: Key
+    until: float  # expiry plus leeway
+
+
 class TokenVerifier:
     """Verifies bearer tokens on every request; everything expensive is prepared once."""
 
@@ -487,6 +499,7 @@ class TokenVerifier:
             raise RuntimeError("The development token issuer cannot be used with REGISTRY_ENV=production.")
         self._settings = settings
         self._source = key_source
+        self._verified: dict[str, _Verified] = {}
         self.issuer = key_source.issuer
         self._allowed = _allowed_algorithms(settings.oidc_algorithms)
         # Not strict about unknown header names (providers add e.g. `x5t`); `crit` is still enforced.
@@ -499,7 +512,23 @@ class TokenVerifier:
         )
 
     async def verify(self, token: str) -> Principal:
-        """Return the caller's Principal, or raise InvalidToken with a short reason."""
+        """Return the caller's Principal, or raise InvalidToken with a short reason.
+
+        A token already verified is accepted again without re-checking its signature while it
+        has not expired and its signing key is still the one the key source holds (asked the
+        same way as for a new token, so a rotation or a withdrawn key takes effect as before).
+        The signature check is most of the cost of a small request."""
+        known = self._verified.get(token)
+        if known is not None and time.time() < known.until:
+            if await self._source.get_key(known.kid) is known.key:
+                return known.principal
+        principal, kid, key, expires = await self._verify(token)
+        if len(self._verified) >= _VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[token] = _Verified(principal, kid, key, expires + self._settings.oidc_leeway_seconds)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, str | None, Key, float]:
         if not isinstance(token, str) or not token:
             raise InvalidToken("malformed token")
         try:
@@ -524,6 +553,7 @@ class TokenVerifier:
         if not valid and kid is None and replacement is not None:
             newer = await replacement(key)
             valid = newer is not None and self._signed_by(obj, newer)
+            key = newer if valid else key
         if not valid:
             raise InvalidToken("bad signature")
 
@@ -545,7 +575,7 @@ class TokenVerifier:
         except JoseError:
             raise InvalidToken("invalid claims") from None
 
-        return map_claims(claims, self._settings)
+        return map_claims(claims, self._settings), kid, key, float(claims["exp"])
 
     def _signed_by(self, obj: Any, key: Key) -> bool:
         if key.key_type == "oct":
