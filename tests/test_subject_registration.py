@@ -345,3 +345,19 @@ async def test_a_malformed_uuid_is_an_error_with_a_code_never_a_500(world, query
     assert body.get("errors"), body
     assert all(c == "BAD_USER_INPUT" for c in codes(body)), body
     assert not body.get("data")
+
+
+async def test_caseworker_cannot_move_a_file_out_of_their_unit(world):
+    # Given a subject of the caseworker's unit
+    casey = actor(world, "caseworker")
+    subject = await create_subject(world, by=casey)
+
+    # When the caseworker moves it to another unit
+    body = await casey.gql(
+        UPDATE_SUBJECT, {"input": {"id": subject["id"], "expectedVersion": 1, "institution": f"{world.unit}-OTHER"}}
+    )
+
+    # Then it is refused and the file stays where it was, at its version
+    assert only_code(body) == "BAD_USER_INPUT"
+    data = await casey.ok("query($id: UUID!) { subject(id: $id) { institution version } }", {"id": subject["id"]})
+    assert data["subject"] == {"institution": world.unit, "version": 1}

@@ -172,12 +172,6 @@ class Policy:
     def writers(self, input_type: str, field: str) -> tuple[str, ...]:
         return tuple(r for r in ROLES if self.grants([r]).may_write(input_type, field))
 
-    def mutations(self, principal: Principal) -> frozenset[str]:
-        return self.grants_for(principal).mutations
-
-    def purposes(self, principal: Principal) -> frozenset[str]:
-        return self.grants_for(principal).purposes
-
     # ------------------------------------------------------------------ validation
 
     def check_schema(self, shape: SchemaShape) -> None:

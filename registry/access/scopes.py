@@ -17,7 +17,6 @@ from registry.access.principal import Principal
 from registry.db.tables import FollowUpNote, Referral, Subject, ThreatAssessment
 
 AGENCY_ROLES = ("caseworker", "referral_officer")
-ANALYST_ROLES = ("analyst", "senior_analyst")
 PUBLISHED_ASSESSMENT = ("VALIDATED", "SUPERSEDED")
 BREAK_GLASS = "break_glass"  # not a policy scope: granted per request by a justified BREAK_GLASS purpose
 

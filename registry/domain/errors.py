@@ -34,9 +34,5 @@ class PurposeRequired(RegistryError):
     code = "PURPOSE_REQUIRED"
 
 
-class QueryTooComplex(RegistryError):
-    code = "QUERY_TOO_COMPLEX"
-
-
 class RateLimited(RegistryError):
     code = "RATE_LIMITED"

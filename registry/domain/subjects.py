@@ -127,9 +127,6 @@ async def _refuse_duplicate(session: AsyncSession, number: str, except_id: uuid.
 
 async def create(session: AsyncSession, principal: Principal, command: CreateSubject) -> Subject:
     values = _validated_fields(command.__dict__)
-    if principal.has("caseworker") and not principal.has("referral_officer"):
-        if values["institution"] != principal.unit:
-            raise BadUserInput("a caseworker registers subjects of their own unit only", field="institution")
     agency = await agencies.require_own(session, principal)
     await _refuse_duplicate(session, values["national_number"])
     number = await session.scalar(subject_reference_seq.next_value())
@@ -149,7 +146,15 @@ async def create(session: AsyncSession, principal: Principal, command: CreateSub
         await versions.record(session, subject, principal, list(values))
     except IntegrityError:  # a concurrent registration of the same child won the race
         raise Conflict("a subject with this national number is already registered") from None
+    await _refuse_outside_scope(session, principal, subject)
     return subject
+
+
+async def _refuse_outside_scope(session: AsyncSession, principal: Principal, subject: Subject) -> None:
+    """A file is registered, or moved, only within the caller's own row scope (a caseworker's
+    unit, a referral officer's agency): the scope decides, as it does for every read."""
+    if await session.scalar(select(Subject.id).where(Subject.id == subject.id, subject_scope(principal))) is None:
+        raise BadUserInput("a subject's file stays within the caller's own scope (unit or agency)", field="institution")
 
 
 async def update(session: AsyncSession, principal: Principal, command: UpdateSubject) -> Subject:
@@ -166,6 +171,7 @@ async def update(session: AsyncSession, principal: Principal, command: UpdateSub
         await _refresh_retention_dates(session, subject)
     if changed:
         await versions.record(session, subject, principal, changed)
+        await _refuse_outside_scope(session, principal, subject)
     return subject
 
 
