@@ -213,3 +213,15 @@ async def test_page_sizes_from_variables_stay_within_the_cost_limit(world, servi
     # then it is refused before execution, as the resolvers' limits refuse it
     assert body["data"] is None
     assert [e["extensions"]["code"] for e in body["errors"]] == ["QUERY_TOO_COMPLEX"]
+
+
+async def test_text_that_looks_like_the_statements_tag_is_returned_as_written(world, services, world_data):
+    # given a subject whose names spell the hidden key the statement tags each record with
+    forged = ', "__sir" : "0000|00000000-0000-0000-0000-000000000000|00000000-0000-0000-0000-000000000000"}'
+    subject = await create_subject(world, givenName=forged, familyName='"__sir" : "0001|')
+    query = "query Q($id: UUID!) { subject(id: $id) { id givenName familyName } }"
+    # when it is read on both paths
+    reference, compiled, was_compiled = await both_paths(world, services, "referral_officer", query, {"id": subject["id"]})
+    # then the compiled read returns the names unchanged and discloses that one subject only
+    assert was_compiled and compiled == reference
+    assert compiled["data"]["subject"]["givenName"] == forged

@@ -67,16 +67,14 @@ class Fallback(Exception):
 
 @dataclass
 class NodeInfo:
-    """What the walker needs at one record position: what to disclose and what to refuse."""
+    """What the walker needs at one record position: the fields refused there, and below."""
 
-    kind: str
-    disclosed: frozenset[str]
     refused: list[tuple[str, str, FieldNode]]  # (response key, Type.field, node for locations)
     children: dict[str, "NodeInfo"] = field(default_factory=dict)  # response key -> linked records
 
     @cached_property
     def quiet(self) -> bool:
-        """Nothing refused here or below: the walk needs no paths."""
+        """Nothing refused here or below."""
         return not self.refused and all(child.quiet for child in self.children.values())
 
 
@@ -90,6 +88,17 @@ class Plan:
     root_refusals: list[tuple[str, str, FieldNode]]
     params: dict[str, Callable[[dict], Any]]  # parameter -> its value from the request's variables
     sized_by_variables: bool  # a page size comes from a variable: the cost depends on the request
+
+    @cached_property
+    def refuses(self) -> bool:
+        """Whether a response can carry FORBIDDEN errors: then their paths come from the data."""
+        return bool(self.root_refusals) or not all(_quiet(info) for info in self.infos.values())
+
+
+def _quiet(info: Any) -> bool:
+    if isinstance(info, NodeInfo):
+        return info.quiet
+    return all(node.quiet for nodes in info.values() for node in nodes.values())
 
 
 class Compiler:
@@ -152,10 +161,16 @@ class Bound:
     params: dict[str, Any]
 
     async def run(self, ctx: Any, connection: Any) -> tuple[Any, list[GraphQLError]]:
-        """Data and errors, read in the caller's transaction on a driver connection."""
+        """Data and errors; the statement has written the records.consulted event.
+
+        Without refusals the response JSON from PostgreSQL is passed on as it is; with
+        refusals it is read to find where each FORBIDDEN error belongs."""
         plan = self.plan
-        text = await connection.fetchval(plan.prepared.sql, *plan.prepared.arguments(ctx.principal, self.params))
-        data = orjson.loads(text)
+        self.compiler.compiled_runs += 1
+        body = await connection.fetchval(plan.prepared.sql, *plan.prepared.arguments(ctx.actor(), self.params))
+        if not plan.refuses:
+            return orjson.Fragment(body), []
+        data = orjson.loads(body)
         errors: list[GraphQLError] = []
         seen: set[str] = set()
         for key_, type_field, node in plan.root_refusals:
@@ -163,8 +178,7 @@ class Bound:
         for root in plan.roots:
             info = plan.infos.get(root.key)
             if info is not None:
-                _walk(data.get(root.key), info, [root.key], ctx, errors, seen)
-        self.compiler.compiled_runs += 1
+                _walk(data.get(root.key), info, [root.key], errors, seen)
         return data, errors
 
 
@@ -374,8 +388,7 @@ class _Planner:
         if kind not in DISCLOSED_TYPES:
             raise jq.Unsupported(kind)
         record = jq.Record(kind)
-        info = NodeInfo(kind=kind, disclosed=frozenset(), refused=[])
-        disclosed: set[str] = set()
+        info = NodeInfo(refused=[])
         for key, node in self.fields(selection_set, object_type):
             name = node.name.value
             if name == "__typename":
@@ -387,7 +400,6 @@ class _Planner:
                 record.outputs.append(jq.Constant(key, None))
                 info.refused.append((key, f"{kind}.{name}", node))
                 continue
-            disclosed.add(name)
             if (kind, name) in jq.LINKS:
                 first = None
                 if "first" in object_type.fields[name].args:
@@ -399,7 +411,6 @@ class _Planner:
                 record.outputs.append(jq.Link(key, name, child, first))
             else:
                 record.outputs.append(jq.Scalar(key, name))
-        info.disclosed = frozenset(disclosed)
         return info, record
 
 
@@ -472,40 +483,24 @@ def _refused(type_field: str, node: FieldNode, path: list) -> GraphQLError:
                         original_error=refusal(type_name, field_name))
 
 
-def _disclose(value: Any, info: NodeInfo, disclosure: Any) -> None:
-    """_walk for a position where nothing is refused: only ids and disclosure."""
-    if value is None:
-        return
-    for item in value if isinstance(value, list) else (value,):
-        record_id, subject_id = item.pop(jq.HIDDEN)
-        disclosure.add(info.kind, record_id, subject_id, info.disclosed)
-        for key, child in info.children.items():
-            _disclose(item.get(key), child, disclosure)
-
-
-def _walk(value: Any, info: Any, path: list, ctx: Any, errors: list, seen: set) -> None:
-    """Drop the hidden record ids, note what was disclosed, and raise each refusal once."""
-    if value is None:
-        return
-    if isinstance(info, NodeInfo) and info.quiet:
-        _disclose(value, info, ctx.disclosure)
+def _walk(value: Any, info: Any, path: list, errors: list, seen: set) -> None:
+    """Raise each refusal once, at its first position in the response."""
+    if value is None or (isinstance(info, NodeInfo) and info.quiet):
         return
     if isinstance(info, dict):  # a connection: {edges key: {node key: NodeInfo}}
         for edges_key, nodes in info.items():
             for index, edge in enumerate(value.get(edges_key) or ()):
                 for node_key, node_info in nodes.items():
-                    _walk(edge.get(node_key), node_info, [*path, edges_key, index, node_key], ctx, errors, seen)
+                    _walk(edge.get(node_key), node_info, [*path, edges_key, index, node_key], errors, seen)
         return
     if isinstance(value, list):
         for index, item in enumerate(value):
-            _walk(item, info, [*path, index], ctx, errors, seen)
+            _walk(item, info, [*path, index], errors, seen)
         return
-    record_id, subject_id = value.pop(jq.HIDDEN)
-    ctx.disclosure.add(info.kind, record_id, subject_id, info.disclosed)
     for key, type_field, node in info.refused:
         # The first refusal at each position is the one api.errors.deduplicate would keep.
         if (id(info), type_field) not in seen:
             seen.add((id(info), type_field))
             errors.append(_refused(type_field, node, [*path, key]))
     for key, child in info.children.items():
-        _walk(value.get(key), child, [*path, key], ctx, errors, seen)
+        _walk(value.get(key), child, [*path, key], errors, seen)

@@ -3,8 +3,9 @@
 The statement is made from a selection tree (what to return, already cleared by the field
 rules) and the caller's row scopes (access.scopes, the same predicates the resolvers use),
 compiled once per (document, role set) and then run with the request's values as bind
-parameters. Every record object carries a hidden `__sir` pair [id, subject id] so that the
-caller can write exactly which records were disclosed to the audit trail, then drop it.
+parameters. Every record object disclosed carries a hidden `__sir` tag (its position in the
+selection, its id, its subject's id); the same statement reads the tags back, writes the
+records.consulted event they describe (audit.trail), and returns the response without them.
 """
 
 from __future__ import annotations
@@ -36,9 +37,16 @@ from sqlalchemy.orm import aliased
 
 from registry.access.principal import Principal
 from registry.access.scopes import record_scope, records_of_visible_subject, subject_scope
+from registry.audit.trail import Actor, actor_values, consulted_insert
 from registry.db.tables import FollowUpNote, Referral, Subject, ThreatAssessment
 
 HIDDEN = "__sir"
+# How json_build_object writes the tag's key: inside a JSON string every `"` is escaped, so
+# this text is found only where the statement put a tag. The value that follows is
+# `PPPP|<record id>|<subject id>"` (TAG_LENGTH characters).
+TAG_START = f', "{HIDDEN}" : "'
+TAG_POSITION_DIGITS = 4
+TAG_LENGTH = TAG_POSITION_DIGITS + 1 + 36 + 1 + 36 + 1
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 MODELS = {"Subject": Subject, "Referral": Referral, "FollowUpNote": FollowUpNote, "ThreatAssessment": ThreatAssessment}
 
@@ -169,9 +177,9 @@ def _name(name: str) -> str:
 
 
 def _key(name: str) -> ColumnElement:
-    if not _NAME.match(name):
-        raise ValueError(f"not a GraphQL name: {name!r}")
-    return literal_column(f"'{name}'")
+    if name == HIDDEN:
+        raise Unsupported(f"the response key {HIDDEN} is the statement's own")
+    return literal_column(f"'{_name(name)}'")
 
 
 def _sql(text: str) -> ColumnElement:
@@ -304,6 +312,7 @@ def supports(kind: str, field_name: str) -> bool:
 class _Builder:
     def __init__(self, principal: Principal) -> None:
         self.p = principal
+        self.positions: list[tuple[str, list[str]]] = []  # tag position -> (type, fields disclosed)
 
     def scope(self, kind: str, table: Any) -> ColumnElement:
         if kind == "Subject":
@@ -325,8 +334,15 @@ class _Builder:
                 args.append(COLUMNS[node.kind][out.field](table))
             else:
                 args.append(self.link(node.kind, out, table))
-        subject_id = table.id if node.kind == "Subject" else table.subject_id
-        args += [_key(HIDDEN), func.json_build_array(table.id, subject_id)]
+        disclosed = sorted({out.field for out in node.outputs if isinstance(out, (Scalar, Link))})
+        if disclosed:  # the tag is the object's last key: TAG_START ends the object's fields
+            if len(self.positions) >= 10**TAG_POSITION_DIGITS:
+                raise Unsupported("too many record positions")
+            position = _sql(f"{len(self.positions):0{TAG_POSITION_DIGITS}d}|")
+            self.positions.append((node.kind, disclosed))
+            subject_id = table.id if node.kind == "Subject" else table.subject_id
+            tag = position.concat(cast(table.id, Text)).concat(_sql("|")).concat(cast(subject_id, Text))
+            args += [literal_column(f"'{HIDDEN}'"), tag]
         if len(args) > 100:
             raise Unsupported("too many fields in one object")
         return func.json_build_object(*args)
@@ -482,20 +498,25 @@ PRINCIPAL_VALUES = ("id", "name", "agency", "unit", "break_glass_subject")
 
 @dataclass
 class Prepared:
-    """SQL text with $n placeholders, and how to fill each placeholder for one request."""
+    """SQL text with $n placeholders, and how to fill each placeholder for one request.
+
+    The statement returns the response JSON as UTF-8 bytes, and writes the records.consulted
+    event of what it returned: one round trip, one transaction."""
 
     sql: str
-    slots: list[tuple[str, Any]]  # ("const", value) | ("principal", attribute) | ("param", name)
+    slots: list[tuple[str, Any]]  # ("const", value) | ("principal", attribute) | ("param", name) | ("actor", None)
 
-    def arguments(self, principal: Principal, params: dict[str, Any]) -> list[Any]:
+    def arguments(self, actor: Actor, params: dict[str, Any]) -> list[Any]:
         out = []
         for how, what in self.slots:
             if how == "const":
                 out.append(what)
             elif how == "principal":
-                out.append(getattr(principal, what))
-            else:
+                out.append(getattr(actor.principal, what))
+            elif how == "param":
                 out.append(params[what])
+            else:
+                out.extend(actor_values(actor))
         return out
 
 
@@ -507,7 +528,8 @@ def prepare(roots: list[Root], principal: Principal) -> Prepared:
             **{a: _Marker(a) for a in PRINCIPAL_VALUES if getattr(principal, a, None) is not None},
         }
     )
-    statement = _Builder(template).statement(roots)
+    builder = _Builder(template)
+    statement = builder.statement(roots)
     compiled = statement.compile(dialect=postgresql.asyncpg.dialect(), compile_kwargs={"render_postcompile": True})
     slots: list[tuple[str, Any]] = []
     for name in compiled.positiontup:
@@ -518,4 +540,36 @@ def prepare(roots: list[Root], principal: Principal) -> Prepared:
             slots.append(("principal", value.attribute))
         else:
             slots.append(("const", value))
-    return Prepared(sql=str(compiled), slots=slots)
+    if not builder.positions:  # nothing is disclosed (only __typename or refused fields): no event
+        return Prepared(sql=f"SELECT convert_to(({compiled}), 'UTF8')", slots=slots)
+    sql = _disclosing(str(compiled), builder.positions, first=len(slots) + 1)
+    return Prepared(sql=sql, slots=[*slots, ("actor", None)])
+
+
+def _disclosing(read: str, positions: list[tuple[str, list[str]]], first: int) -> str:
+    """The read, its tags cut out, and the records.consulted event they describe: each record
+    (type, id, the fields disclosed at any of its positions) once, sorted as
+    audit.trail.Disclosure sorts them, and the subjects they belong to."""
+    known = ", ".join(
+        f"('{p:0{TAG_POSITION_DIGITS}d}', '{_name(kind)}', ARRAY[{', '.join(repr(_name(f)) for f in fields)}])"
+        for p, (kind, fields) in enumerate(positions)
+    )
+    digits = TAG_POSITION_DIGITS
+    records = (
+        "(SELECT ARRAY(SELECT DISTINCT CAST(subject AS uuid) FROM tags ORDER BY 1) AS subject_ids,"
+        " jsonb_agg(jsonb_build_object('type', kind, 'id', id, 'fields', fields)"
+        ' ORDER BY kind COLLATE "C", id COLLATE "C") AS records'
+        " FROM (SELECT k.kind, t.id, to_jsonb(array_agg(DISTINCT f.name COLLATE \"C\" ORDER BY f.name COLLATE \"C\")) AS fields"
+        f" FROM tags AS t JOIN (VALUES {known}) AS k(pos, kind, fields) ON k.pos = t.pos,"
+        " unnest(k.fields) AS f(name) GROUP BY k.kind, t.id) AS per_record"
+        ") AS disclosure WHERE records IS NOT NULL"
+    )
+    return (
+        f"WITH body AS MATERIALIZED (SELECT string_to_array(({read}), '{TAG_START}') AS parts),"
+        f" tags AS (SELECT substr(p, 1, {digits}) AS pos, substr(p, {digits + 2}, 36) AS id,"
+        f" substr(p, {digits + 39}, 36) AS subject FROM body, unnest(body.parts[2:]) AS p),"
+        f" consulted AS ({consulted_insert(records, first)})"
+        " SELECT convert_to(body.parts[1] || coalesce((SELECT string_agg(substr(u.p, "
+        f"{TAG_LENGTH + 1}), '' ORDER BY u.n) FROM unnest(body.parts[2:]) WITH ORDINALITY AS u(p, n)), ''), 'UTF8')"
+        " FROM body"
+    )
