@@ -24,7 +24,7 @@ from starlette.routing import Route
 from registry.access.identity import DevelopmentIssuer, TokenVerifier, build_verifier
 from registry.access.policy import POLICY_PATH, Policy
 from registry.api.compiler import Compiler
-from registry.api.http import graphql_endpoint, json_response
+from registry.api.http import GraphQLRoute, json_response
 from registry.api.documents import TrustedDocuments
 from registry.api.limits import QueryLimits, RateLimiter
 from registry.api.schema import RegistrySchema, build_schema
@@ -185,12 +185,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
 
     return Starlette(
         routes=[
-            Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/dev-issuer/.well-known/openid-configuration", dev_discovery),
             Route("/dev-issuer/jwks.json", dev_jwks),
         ],
-        middleware=[Middleware(RequestLog)],
+        middleware=[Middleware(RequestLog), Middleware(GraphQLRoute)],
         lifespan=lifespan,
     )

@@ -18,8 +18,7 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from strawberry.http.ides import get_graphql_ide_html
 
 from registry.access.identity import InvalidToken
@@ -30,75 +29,106 @@ from registry.audit import trail
 
 log = logging.getLogger("registry.http")
 
+PATH = "/graphql"
+JSON = b"application/json"
+
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
 
 
-def _errors(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Response:
-    return json_response({"errors": [error(message, code)]}, status, headers)
+class Answer(Exception):
+    """An HTTP answer decided before any operation runs (401, 405, 413, a malformed body)."""
+
+    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.headers = status, headers or {}
+        self.body = orjson.dumps({"errors": [error(message, code)]})
 
 
-def request_id(request: Request) -> str:
-    return getattr(request.state, "request_id", None) or uuid.uuid4().hex
+class GraphQLRoute:
+    """POST /graphql as a plain ASGI app, in front of the framework's router: every client's
+    requests take this path, and the router's request and response objects cost more than
+    the rest of a compiled read in Python. Other paths go on to `app`."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH:
+            await self.app(scope, receive, send)
+            return
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        services = scope["app"].state.services
+        if scope["method"] == "GET" and "text/html" in headers.get("accept", "") and services.limits.introspection:
+            await _send(send, 200, get_graphql_ide_html().encode(), b"text/html; charset=utf-8")  # development only
+            return
+        try:
+            status, body, extra = 200, await _answer(scope, receive, headers, services), {}
+        except Answer as answer:
+            status, body, extra = answer.status, answer.body, answer.headers
+        await _send(send, status, body, JSON, extra)
 
 
-async def graphql_endpoint(request: Request) -> Response:
-    services = request.app.state.services
+async def _send(send: Any, status: int, body: bytes, content_type: bytes, extra: dict[str, str] | None = None) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: Any) -> bytes:
     limits = services.limits
-    if request.method == "GET":
-        if "text/html" in request.headers.get("accept", "") and limits.introspection:  # GraphiQL: development
-            return HTMLResponse(get_graphql_ide_html())
-        return _errors(405, "send GraphQL operations with POST", "BAD_USER_INPUT", {"Allow": "POST"})
-
-    principal = await _authenticate(request, services)
-    if isinstance(principal, Response):
-        return principal
-
-    body = await _read_body(request, limits.max_body_bytes)
-    if isinstance(body, Response):
-        return body
-    rid = request_id(request)
+    if scope["method"] != "POST":
+        raise Answer(405, "send GraphQL operations with POST", "BAD_USER_INPUT", {"Allow": "POST"})
+    principal = await _authenticate(headers.get("authorization", ""), services)
+    body = await _read_body(receive, headers.get("content-length"), limits.max_body_bytes)
+    rid = scope.get("state", {}).get("request_id") or uuid.uuid4().hex
     if isinstance(body, list):
         if not body:
-            return json_response({"errors": [error("the batch is empty", "BAD_USER_INPUT")]})
+            return orjson.dumps({"errors": [error("the batch is empty", "BAD_USER_INPUT")]})
         if len(body) > limits.max_batch:  # refused whole, before any operation runs
             message = f"a batch holds at most {limits.max_batch} operations; this one has {len(body)}"
-            return json_response(
+            return orjson.dumps(
                 {"errors": [error(message, "QUERY_TOO_COMPLEX", limit="batch", max=limits.max_batch, found=len(body))]}
             )
-        return json_response([await _execute(request, services, principal, op, rid) for op in body])
-    return json_response(await _execute(request, services, principal, body, rid))
+        return orjson.dumps([await _execute(headers, services, principal, op, rid) for op in body])
+    return orjson.dumps(await _execute(headers, services, principal, body, rid))
 
 
-async def _authenticate(request: Request, services: Any):
-    header = request.headers.get("authorization", "")
+async def _authenticate(header: str, services: Any):
     scheme, _, token = header.partition(" ")
-    challenge = {"WWW-Authenticate": 'Bearer realm="registry"'}
     if scheme.lower() != "bearer" or not token.strip():
-        return _errors(401, "a bearer token is required", "UNAUTHENTICATED", challenge)
+        raise Answer(401, "a bearer token is required", "UNAUTHENTICATED", {"WWW-Authenticate": 'Bearer realm="registry"'})
     try:
         return await services.verifier.verify(token.strip())
     except InvalidToken as exc:
         log.info("token refused: %s", exc)
-        return _errors(401, f"invalid token: {exc}", "UNAUTHENTICATED", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise Answer(
+            401, f"invalid token: {exc}", "UNAUTHENTICATED", {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        ) from None
 
 
-async def _read_body(request: Request, max_bytes: int):
-    declared = request.headers.get("content-length")
+async def _read_body(receive: Any, declared: str | None, max_bytes: int) -> Any:
+    too_large = Answer(413, f"request body larger than {max_bytes} bytes", "QUERY_TOO_COMPLEX")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        return _errors(413, f"request body larger than {max_bytes} bytes", "QUERY_TOO_COMPLEX")
+        raise too_large
     raw = b""
-    async for chunk in request.stream():
-        raw += chunk
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Answer(400, "the client went away", "BAD_USER_INPUT")
+        raw += message.get("body", b"")
         if len(raw) > max_bytes:
-            return _errors(413, f"request body larger than {max_bytes} bytes", "QUERY_TOO_COMPLEX")
+            raise too_large
+        if not message.get("more_body", False):
+            break
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return _errors(400, "the body is not valid JSON", "BAD_USER_INPUT")
+        raise Answer(400, "the body is not valid JSON", "BAD_USER_INPUT") from None
     if not isinstance(body, (dict, list)):
-        return _errors(400, "the body must be a GraphQL request object", "BAD_USER_INPUT")
+        raise Answer(400, "the body must be a GraphQL request object", "BAD_USER_INPUT")
     return body
 
 
@@ -113,7 +143,7 @@ async def _resolve(services: Any, ctx: Context, query: str, operation_name: str 
     return result.data, errors
 
 
-async def _execute(request: Request, services: Any, principal: Any, op: Any, rid: str) -> dict[str, Any]:
+async def _execute(headers: dict[str, str], services: Any, principal: Any, op: Any, rid: str) -> dict[str, Any]:
     """One operation, one transaction: committed only if nothing unexpected happened."""
     if not isinstance(op, dict):
         return {"errors": [error("the request has no query", "BAD_USER_INPUT")]}
@@ -130,8 +160,8 @@ async def _execute(request: Request, services: Any, principal: Any, op: Any, rid
         policy=services.policy,
         session=None,
         request_id=rid,
-        purpose=request.headers.get("registry-purpose"),
-        justification=request.headers.get("registry-justification"),
+        purpose=headers.get("registry-purpose"),
+        justification=headers.get("registry-justification"),
         lookups=services.lookups,
         operation=operation_name,
     )
