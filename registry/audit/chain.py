@@ -50,47 +50,56 @@ async def seal(conn: AsyncConnection, batch: int = 5000) -> int:
         return 0  # another process is sealing
     await conn.execute(text("SET LOCAL TimeZone = 'UTC'"))
     last = (
-        await conn.execute(text("SELECT position, hash, sealed_at FROM audit_seal ORDER BY position DESC LIMIT 1"))
+        await conn.execute(
+            text(
+                "SELECT position, hash, sealed_at, (SELECT max(event_seq) FROM audit_seal) AS last_seq"
+                " FROM audit_seal ORDER BY position DESC LIMIT 1"
+            )
+        )
     ).first()
     position, prev = (last.position, last.hash) if last else (0, GENESIS)
     rows = (
         await conn.execute(
             text(
+                # Both sides bounded below: the anti-join reads the window, not the whole chain.
                 f"""
                 SELECT e.seq, {EVENT_DIGEST} AS digest
                 FROM audit_event e
-                WHERE e.seq > (SELECT coalesce(max(event_seq), 0) FROM audit_seal) - :late_events
+                WHERE e.seq > :lowest
                   AND e.occurred_at > :since
-                  AND NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_seq = e.seq)
+                  AND NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_seq = e.seq AND s.event_seq > :lowest)
                 ORDER BY e.seq
                 LIMIT :batch
                 """
             ),
             {
                 "since": last.sealed_at - LATE_COMMIT_WINDOW if last else datetime.min.replace(tzinfo=timezone.utc),
-                "late_events": LATE_COMMIT_EVENTS,
+                "lowest": (last.last_seq if last else 0) - LATE_COMMIT_EVENTS,
                 "batch": batch,
             },
         )
     ).all()
-    seals = []
+    columns: dict[str, list] = {"position": [], "seq": [], "digest": [], "prev": [], "hash": []}
     for row in rows:
         position += 1
         digest = bytes(row.digest)
         current = link(prev, position, digest)
-        seals.append({"position": position, "seq": row.seq, "digest": digest, "prev": prev, "hash": current})
+        for name, value in zip(columns, (position, row.seq, digest, prev, current)):
+            columns[name].append(value)
         prev = current
-    if seals:
+    if rows:
         await conn.execute(
             text(
-                # clock_timestamp(), not now(): later than the commit of every event sealed here,
-                # which is what lets `verify` tell a late commit from an event forged afterwards.
-                "INSERT INTO audit_seal (position, event_seq, event_digest, prev_hash, hash, sealed_at) "
-                "VALUES (:position, :seq, :digest, :prev, :hash, clock_timestamp())"
+                # One statement per round. clock_timestamp(), not now(): later than the commit of
+                # every event sealed here, which lets `verify` tell a late commit from a forgery.
+                "INSERT INTO audit_seal (position, event_seq, event_digest, prev_hash, hash, sealed_at)"
+                " SELECT *, clock_timestamp() FROM unnest("
+                "CAST(:position AS bigint[]), CAST(:seq AS bigint[]), CAST(:digest AS bytea[]),"
+                " CAST(:prev AS bytea[]), CAST(:hash AS bytea[]))"
             ),
-            seals,
+            columns,
         )
-    return len(seals)
+    return len(rows)
 
 
 async def seal_all(engine: AsyncEngine) -> int:
