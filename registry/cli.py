@@ -154,6 +154,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             port=args.port,
             workers=args.workers,
             log_level=settings.log_level.lower(),
+            access_log=False,  # the app logs one line per request itself (app.RequestLog), without the client's address
             timeout_graceful_shutdown=10,
         )
     finally:
