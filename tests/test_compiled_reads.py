@@ -225,3 +225,15 @@ async def test_text_that_looks_like_the_statements_tag_is_returned_as_written(wo
     # then the compiled read returns the names unchanged and discloses that one subject only
     assert was_compiled and compiled == reference
     assert compiled["data"]["subject"]["givenName"] == forged
+
+
+async def test_a_record_met_at_two_positions_is_disclosed_once_with_all_its_fields(world, services, world_data):
+    # given a read that meets the same subject at the top and again below its referrals
+    query = "query Q($id: UUID!) { subject(id: $id) { givenName referrals { id subject { familyName } } } }"
+    reference, compiled, was_compiled = await both_paths(world, services, "referral_officer", query, {"id": world_data["Subject"]})
+    assert was_compiled and compiled == reference
+    # then the compiled read's event names the subject once, with the fields of both positions
+    _, request_id = await post(world, "referral_officer", query, {"id": world_data["Subject"]})
+    [records] = await disclosed(services, request_id)
+    subject = [r for r in records if r["type"] == "Subject"]
+    assert subject == [{"type": "Subject", "id": world_data["Subject"], "fields": ["familyName", "givenName", "referrals"]}]

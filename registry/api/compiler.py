@@ -161,13 +161,13 @@ class Bound:
     params: dict[str, Any]
 
     async def run(self, ctx: Any, connection: Any) -> tuple[Any, list[GraphQLError]]:
-        """Data and errors; the statement has written the records.consulted event.
-
-        Without refusals the response JSON from PostgreSQL is passed on as it is; with
-        refusals it is read to find where each FORBIDDEN error belongs."""
+        """Data and errors, read in the caller's transaction; what was disclosed is noted in
+        ctx.disclosure. Without refusals the response JSON from PostgreSQL is passed on as it is;
+        with refusals it is read to find where each FORBIDDEN error belongs."""
         plan = self.plan
         self.compiler.compiled_runs += 1
-        body = await connection.fetchval(plan.prepared.sql, *plan.prepared.arguments(ctx.actor(), self.params))
+        text = await connection.fetchval(plan.prepared.sql, *plan.prepared.arguments(ctx.principal, self.params))
+        body = plan.prepared.disclosed(text, ctx.disclosure)
         if not plan.refuses:
             return orjson.Fragment(body), []
         data = orjson.loads(body)

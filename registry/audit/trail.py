@@ -19,29 +19,34 @@ from registry.audit.actions import ACTIONS
 class Disclosure:
     """What one request returned: records (type, id) and, per record, the fields disclosed."""
 
-    # Ids as text: a compiled read has them as text already, and 50 records x 10 notes add up.
-    fields: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    # type -> record id (text) -> fields (a sorted tuple). A compiled read of 50 referrals with
+    # their notes discloses hundreds of records, most of them with one of a few field lists.
+    by_type: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     subject_ids: set[str] = field(default_factory=set)
 
     def add(self, type_name: str, record_id: Any, subject_id: Any, names: Iterable[str]) -> None:
-        if not names:
-            return  # nothing of the record was returned
-        self.fields.setdefault((type_name, str(record_id)), set()).update(names)
-        if subject_id is not None:
-            self.subject_ids.add(str(subject_id))
+        if names:  # else nothing of the record was returned
+            self.add_many(type_name, tuple(sorted(set(names))), [str(record_id)], [] if subject_id is None else [str(subject_id)])
+
+    def add_many(self, type_name: str, names: tuple[str, ...], record_ids: list[str], subject_ids: list[str]) -> None:
+        """Records of one type that disclosed the same fields (`names`, sorted)."""
+        records = self.by_type.setdefault(type_name, {})
+        before = {record_id: records[record_id] for record_id in records.keys() & record_ids}
+        records.update(dict.fromkeys(record_ids, names))
+        for record_id, had in before.items():  # disclosed before, maybe with other fields
+            if had is not names:
+                records[record_id] = tuple(sorted(set(had).union(names)))
+        self.subject_ids.update(subject_ids)
 
     def records(self) -> list[dict[str, Any]]:
-        ordered: dict[frozenset[str], list[str]] = {}  # most records share a few field sets
-        out = []
-        for (type_name, record_id), names in sorted(self.fields.items()):
-            key = frozenset(names)
-            if key not in ordered:
-                ordered[key] = sorted(key)
-            out.append({"type": type_name, "id": record_id, "fields": ordered[key]})
-        return out
+        return [
+            {"type": type_name, "id": record_id, "fields": self.by_type[type_name][record_id]}
+            for type_name in sorted(self.by_type)
+            for record_id in sorted(self.by_type[type_name])
+        ]
 
     def __bool__(self) -> bool:
-        return bool(self.fields)
+        return any(self.by_type.values())
 
 
 @dataclass
@@ -86,45 +91,12 @@ async def _execute(target: AsyncSession | asyncpg.Connection, sql: str, args: tu
         await target.execute(sql, *args)
 
 
-_COLUMNS = (
-    "id, actor_id, actor_name, actor_agency, actor_roles, purpose, justification, operation, request_id,"
-    " action, outcome, break_glass, subject_ids, records, detail"
-)
 # Sent as is to the driver (a prepared statement, no SQL compilation): one per request.
 _INSERT = (
-    f"INSERT INTO audit_event ({_COLUMNS})"
+    "INSERT INTO audit_event (id, action, outcome, actor_id, actor_name, actor_agency, actor_roles, purpose,"
+    " justification, operation, request_id, break_glass, subject_ids, records, detail)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 )
-
-
-def actor_values(actor: Actor) -> list[Any]:
-    """A new event id and the actor's columns, in _COLUMNS order."""
-    p = actor.principal
-    return [
-        uuid.uuid4(),
-        p.id,
-        p.name,
-        p.agency,
-        sorted(p.roles),
-        actor.purpose,
-        actor.justification,
-        actor.operation,
-        actor.request_id,
-    ]
-
-
-ACTOR_VALUES = 9  # how many values actor_values gives
-
-
-def consulted_insert(source: str, first: int) -> str:
-    """The records.consulted event of a statement that works out itself what it disclosed
-    (db.json_query): one event per row of `source`, a query with the columns `subject_ids`
-    and `records`; the actor's values are the parameters from `$first` (actor_values)."""
-    actor = ", ".join(f"${first + i}" for i in range(ACTOR_VALUES))
-    return (
-        f"INSERT INTO audit_event ({_COLUMNS})"
-        f" SELECT {actor}, 'records.consulted', 'ok', false, subject_ids, records, '{{}}'::jsonb FROM {source}"
-    )
 
 
 async def record(
@@ -133,7 +105,7 @@ async def record(
     action: str,
     *,
     outcome: str = "ok",
-    subject_ids: set[uuid.UUID] | list[uuid.UUID] = (),
+    subject_ids: Iterable[uuid.UUID | str] = (),
     records: list[dict[str, Any]] | None = None,
     detail: dict[str, Any] | None = None,
     break_glass: bool = False,
@@ -141,13 +113,22 @@ async def record(
     """Append one event; if this fails, the caller's transaction fails with it."""
     if action not in ACTIONS:
         raise ValueError(f"undeclared audit action {action!r}")
+    p = actor.principal
     await _execute(
         session,
         _INSERT,
         (
-            *actor_values(actor),
+            uuid.uuid4(),
             action,
             outcome,
+            p.id,
+            p.name,
+            p.agency,
+            sorted(p.roles),
+            actor.purpose,
+            actor.justification,
+            actor.operation,
+            actor.request_id,
             break_glass,
             sorted(set(subject_ids), key=str),
             orjson.dumps(records or []).decode(),
@@ -182,7 +163,7 @@ async def record_request(
             session,
             actor,
             "records.consulted",
-            subject_ids=[uuid.UUID(s) for s in disclosure.subject_ids],
+            subject_ids=disclosure.subject_ids,  # text: the driver writes it as uuid[]
             records=disclosure.records(),
             break_glass=break_glass,
         )

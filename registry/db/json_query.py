@@ -4,8 +4,8 @@ The statement is made from a selection tree (what to return, already cleared by 
 rules) and the caller's row scopes (access.scopes, the same predicates the resolvers use),
 compiled once per (document, role set) and then run with the request's values as bind
 parameters. Every record object disclosed carries a hidden `__sir` tag (its position in the
-selection, its id, its subject's id); the same statement reads the tags back, writes the
-records.consulted event they describe (audit.trail), and returns the response without them.
+selection, its id, its subject's id), so that the caller can write exactly which records and
+fields were disclosed to the audit trail (Prepared.disclosed), then cut the tags out.
 """
 
 from __future__ import annotations
@@ -37,16 +37,15 @@ from sqlalchemy.orm import aliased
 
 from registry.access.principal import Principal
 from registry.access.scopes import record_scope, records_of_visible_subject, subject_scope
-from registry.audit.trail import Actor, actor_values, consulted_insert
+from registry.audit.trail import Disclosure
 from registry.db.tables import FollowUpNote, Referral, Subject, ThreatAssessment
 
 HIDDEN = "__sir"
-# How json_build_object writes the tag's key: inside a JSON string every `"` is escaped, so
-# this text is found only where the statement put a tag. The value that follows is
-# `PPPP|<record id>|<subject id>"` (TAG_LENGTH characters).
+# How json_build_object writes a tag: the object's last key, then `<position>|<record id>|<subject
+# id>"` (TAG_LENGTH characters). Inside a JSON string every `"` is escaped, so TAG_START is found
+# only where the statement put a tag.
 TAG_START = f', "{HIDDEN}" : "'
-TAG_POSITION_DIGITS = 4
-TAG_LENGTH = TAG_POSITION_DIGITS + 1 + 36 + 1 + 36 + 1
+TAG_LENGTH = 4 + 1 + 36 + 1 + 36 + 1
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 MODELS = {"Subject": Subject, "Referral": Referral, "FollowUpNote": FollowUpNote, "ThreatAssessment": ThreatAssessment}
 
@@ -312,7 +311,7 @@ def supports(kind: str, field_name: str) -> bool:
 class _Builder:
     def __init__(self, principal: Principal) -> None:
         self.p = principal
-        self.positions: list[tuple[str, list[str]]] = []  # tag position -> (type, fields disclosed)
+        self.positions: list[tuple[str, tuple[str, ...]]] = []  # tag position -> (type, fields disclosed)
 
     def scope(self, kind: str, table: Any) -> ColumnElement:
         if kind == "Subject":
@@ -334,11 +333,11 @@ class _Builder:
                 args.append(COLUMNS[node.kind][out.field](table))
             else:
                 args.append(self.link(node.kind, out, table))
-        disclosed = sorted({out.field for out in node.outputs if isinstance(out, (Scalar, Link))})
-        if disclosed:  # the tag is the object's last key: TAG_START ends the object's fields
-            if len(self.positions) >= 10**TAG_POSITION_DIGITS:
+        disclosed = tuple(sorted({out.field for out in node.outputs if isinstance(out, (Scalar, Link))}))
+        if disclosed:  # the tag is the object's last key
+            if len(self.positions) >= 10_000:
                 raise Unsupported("too many record positions")
-            position = _sql(f"{len(self.positions):0{TAG_POSITION_DIGITS}d}|")
+            position = _sql(f"{len(self.positions):04d}|")
             self.positions.append((node.kind, disclosed))
             subject_id = table.id if node.kind == "Subject" else table.subject_id
             tag = position.concat(cast(table.id, Text)).concat(_sql("|")).concat(cast(subject_id, Text))
@@ -498,26 +497,39 @@ PRINCIPAL_VALUES = ("id", "name", "agency", "unit", "break_glass_subject")
 
 @dataclass
 class Prepared:
-    """SQL text with $n placeholders, and how to fill each placeholder for one request.
-
-    The statement returns the response JSON as UTF-8 bytes, and writes the records.consulted
-    event of what it returned: one round trip, one transaction."""
+    """SQL text with $n placeholders, how to fill each placeholder for one request, and what
+    each tag position discloses."""
 
     sql: str
-    slots: list[tuple[str, Any]]  # ("const", value) | ("principal", attribute) | ("param", name) | ("actor", None)
+    slots: list[tuple[str, Any]]  # ("const", value) | ("principal", attribute) | ("param", name)
+    positions: list[tuple[str, tuple[str, ...]]]  # tag position -> (type, fields disclosed, sorted)
 
-    def arguments(self, actor: Actor, params: dict[str, Any]) -> list[Any]:
+    def arguments(self, principal: Principal, params: dict[str, Any]) -> list[Any]:
         out = []
         for how, what in self.slots:
             if how == "const":
                 out.append(what)
             elif how == "principal":
-                out.append(getattr(actor.principal, what))
-            elif how == "param":
-                out.append(params[what])
+                out.append(getattr(principal, what))
             else:
-                out.extend(actor_values(actor))
+                out.append(params[what])
         return out
+
+    def disclosed(self, text: str, disclosure: Disclosure) -> str:
+        """The response without its tags; the tagged records are added to `disclosure`. Plain
+        string operations, per position rather than per record: a tenth of parsing the JSON."""
+        parts = text.split(TAG_START)
+        tags = [part[:TAG_LENGTH] for part in parts[1:]]
+        joined = "".join(tags)
+        if joined.count("|") != 2 * len(tags) or joined.count('"') != len(tags):
+            raise ValueError("a record tag of the compiled statement is malformed")
+        by_position: dict[str, list[str]] = {}
+        for tag in set(tags):
+            by_position.setdefault(tag[:4], []).append(tag)
+        for position, found in by_position.items():
+            kind, fields = self.positions[int(position)]
+            disclosure.add_many(kind, fields, [tag[5:41] for tag in found], [tag[42:78] for tag in found])
+        return parts[0] + "".join([part[TAG_LENGTH:] for part in parts[1:]])
 
 
 def prepare(roots: list[Root], principal: Principal) -> Prepared:
@@ -540,36 +552,4 @@ def prepare(roots: list[Root], principal: Principal) -> Prepared:
             slots.append(("principal", value.attribute))
         else:
             slots.append(("const", value))
-    if not builder.positions:  # nothing is disclosed (only __typename or refused fields): no event
-        return Prepared(sql=f"SELECT convert_to(({compiled}), 'UTF8')", slots=slots)
-    sql = _disclosing(str(compiled), builder.positions, first=len(slots) + 1)
-    return Prepared(sql=sql, slots=[*slots, ("actor", None)])
-
-
-def _disclosing(read: str, positions: list[tuple[str, list[str]]], first: int) -> str:
-    """The read, its tags cut out, and the records.consulted event they describe: each record
-    (type, id, the fields disclosed at any of its positions) once, sorted as
-    audit.trail.Disclosure sorts them, and the subjects they belong to."""
-    known = ", ".join(
-        f"('{p:0{TAG_POSITION_DIGITS}d}', '{_name(kind)}', ARRAY[{', '.join(repr(_name(f)) for f in fields)}])"
-        for p, (kind, fields) in enumerate(positions)
-    )
-    digits = TAG_POSITION_DIGITS
-    records = (
-        "(SELECT ARRAY(SELECT DISTINCT CAST(subject AS uuid) FROM tags ORDER BY 1) AS subject_ids,"
-        " jsonb_agg(jsonb_build_object('type', kind, 'id', id, 'fields', fields)"
-        ' ORDER BY kind COLLATE "C", id COLLATE "C") AS records'
-        " FROM (SELECT k.kind, t.id, to_jsonb(array_agg(DISTINCT f.name COLLATE \"C\" ORDER BY f.name COLLATE \"C\")) AS fields"
-        f" FROM tags AS t JOIN (VALUES {known}) AS k(pos, kind, fields) ON k.pos = t.pos,"
-        " unnest(k.fields) AS f(name) GROUP BY k.kind, t.id) AS per_record"
-        ") AS disclosure WHERE records IS NOT NULL"
-    )
-    return (
-        f"WITH body AS MATERIALIZED (SELECT string_to_array(({read}), '{TAG_START}') AS parts),"
-        f" tags AS (SELECT substr(p, 1, {digits}) AS pos, substr(p, {digits + 2}, 36) AS id,"
-        f" substr(p, {digits + 39}, 36) AS subject FROM body, unnest(body.parts[2:]) AS p),"
-        f" consulted AS ({consulted_insert(records, first)})"
-        " SELECT convert_to(body.parts[1] || coalesce((SELECT string_agg(substr(u.p, "
-        f"{TAG_LENGTH + 1}), '' ORDER BY u.n) FROM unnest(body.parts[2:]) WITH ORDINALITY AS u(p, n)), ''), 'UTF8')"
-        " FROM body"
-    )
+    return Prepared(sql=str(compiled), slots=slots, positions=builder.positions)
