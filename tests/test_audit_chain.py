@@ -270,6 +270,11 @@ async def test_concurrent_writers_and_sealers_build_one_chain(server_url, tmp_pa
             await asyncio.gather(*(writer(n) for n in range(40)))
             async with writers_engine.connect() as conn:
                 sealed_while_writing = await conn.scalar(text("SELECT count(*) FROM audit_seal"))
+            await asyncio.sleep(0.5)  # a few more rounds, each reading only what it has not seen yet
+            async with writers_engine.connect() as conn:
+                left_by_the_sealers = await conn.scalar(
+                    text("SELECT count(*) FROM audit_event e WHERE NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_seq = e.seq)")
+                )
         finally:
             for task in sealers:
                 task.cancel()
@@ -290,6 +295,38 @@ async def test_concurrent_writers_and_sealers_build_one_chain(server_url, tmp_pa
             await engine.dispose()
 
         assert requests == set(committed)
-        assert sealed_while_writing > 0
+        assert sealed_while_writing > 0 and left_by_the_sealers == 0
         assert result.ok and (result.sealed, result.unsealed) == (events, 0), result
         assert tuple(seals) == (events, events, 1, events) and unsealed == 0
+
+
+async def test_a_round_that_reads_only_what_is_new_still_seals_a_late_commit(server_url, tmp_path):
+    async with separate_database(server_url, f"registry_chain_late_{os.getpid()}") as url:
+        settings = Settings(database_url=url, data_dir=tmp_path)
+        owner = create_engine(url, settings, as_owner=True)
+        await upgrade(owner)
+        engine = create_engine(url, settings)
+        sessions = create_sessionmaker(engine)
+        try:
+            # Given an event whose transaction is still open while two later ones commit and are sealed
+            async with sessions() as late:
+                await trail.record(late, trail.Actor(ANALYST, request_id="late"), "records.consulted")
+                late_seq = await late.scalar(text("SELECT max(seq) FROM audit_event"))
+                await write_events(url, settings, 2)
+                async with owner.begin() as conn:
+                    first = await chain.seal(conn)
+                assert first.sealed == 2 and first.seen.gaps == (late_seq,)
+                await late.commit()
+
+            # When the next round reads only the gaps and what is above them
+            async with owner.begin() as conn:
+                second = await chain.seal(conn, seen=first.seen)
+
+            # Then the late event is sealed, and the whole chain verifies with nothing left over
+            assert second.sealed == 1 and second.seen.gaps == ()
+            async with owner.begin() as conn:
+                result = await chain.verify(conn)
+            assert result.ok and (result.sealed, result.unsealed) == (3, 0), result
+        finally:
+            await engine.dispose()
+            await owner.dispose()

@@ -29,6 +29,7 @@ LATE_COMMIT_WINDOW = timedelta(minutes=10)
 # ... and how many events later: a request writes its event just before it commits, so a late
 # commit trails by a few events. Bounding both keeps a sealing round cheap at any volume.
 LATE_COMMIT_EVENTS = 10_000
+BATCH = 5000
 # The sealed content of an event, its columns named one by one: a column a later migration adds
 # (NULL in old rows) would otherwise change the digest of every event sealed before it.
 EVENT_COLUMNS = (
@@ -44,10 +45,30 @@ def link(prev_hash: bytes, position: int, event_digest: bytes) -> bytes:
     return hashlib.sha256(prev_hash + position.to_bytes(8, "big") + event_digest).digest()
 
 
-async def seal(conn: AsyncConnection, batch: int = 5000) -> int:
-    """Seal up to `batch` committed events; returns how many. Call inside a transaction."""
-    if not await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SEALER_LOCK}):
-        return 0  # another process is sealing
+@dataclass(frozen=True)
+class Seen:
+    """What one process's last sealing round read: every event up to `highest` was sealed then,
+    except the sequence numbers in `gaps`, which no committed event had yet (a transaction still
+    open, or one that rolled back). Only those and the numbers above `highest` can be new."""
+
+    highest: int
+    gaps: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Round:
+    sealed: int
+    seen: Seen | None  # for the next round of the same process
+    more: bool  # a full batch was read: there may be more
+
+
+async def seal(conn: AsyncConnection, batch: int = BATCH, seen: Seen | None = None, wait: bool = False) -> Round:
+    """Seal up to `batch` committed events. Call inside a transaction. Unless told to `wait`
+    for it, a round that finds another process sealing leaves it to that one."""
+    if wait:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEALER_LOCK})
+    elif not await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SEALER_LOCK}):
+        return Round(0, seen, more=False)
     await conn.execute(text("SET LOCAL TimeZone = 'UTC'"))
     last = (
         await conn.execute(
@@ -58,36 +79,49 @@ async def seal(conn: AsyncConnection, batch: int = 5000) -> int:
         )
     ).first()
     position, prev = (last.position, last.hash) if last else (0, GENESIS)
+    lowest = max((last.last_seq if last else 0) - LATE_COMMIT_EVENTS, 0)  # a late commit lands above this
+    highest = max(seen.highest, lowest) if seen else lowest  # without a previous round: the whole window
+    gaps = [gap for gap in seen.gaps if gap > lowest] if seen else []
     rows = (
         await conn.execute(
             text(
-                # Both sides bounded below: the anti-join reads the window, not the whole chain.
+                # Every candidate row, with the digest of those not sealed yet: the gaps left
+                # among them are what the next round has to look at again, besides what is new.
                 f"""
-                SELECT e.seq, {EVENT_DIGEST} AS digest
+                SELECT e.seq, CASE WHEN NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_seq = e.seq)
+                                   THEN {EVENT_DIGEST} END AS digest
                 FROM audit_event e
-                WHERE e.seq > :lowest
+                WHERE (e.seq > :highest OR e.seq = ANY(:gaps))
+                  AND e.seq > :lowest
                   AND e.occurred_at > :since
-                  AND NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_seq = e.seq AND s.event_seq > :lowest)
                 ORDER BY e.seq
                 LIMIT :batch
                 """
             ),
             {
                 "since": last.sealed_at - LATE_COMMIT_WINDOW if last else datetime.min.replace(tzinfo=timezone.utc),
-                "lowest": (last.last_seq if last else 0) - LATE_COMMIT_EVENTS,
+                "lowest": lowest,
+                "highest": highest,
+                "gaps": gaps,
                 "batch": batch,
             },
         )
     ).all()
+    found = {row.seq for row in rows}
+    top = rows[-1].seq if len(rows) == batch else max(found | {highest})  # read up to here
+    missing = [gap for gap in gaps if gap not in found and gap <= top]
+    missing += [n for n in range(highest + 1, top + 1) if n not in found]
     columns: dict[str, list] = {"position": [], "seq": [], "digest": [], "prev": [], "hash": []}
     for row in rows:
+        if row.digest is None:
+            continue  # sealed already, by another process
         position += 1
         digest = bytes(row.digest)
         current = link(prev, position, digest)
         for name, value in zip(columns, (position, row.seq, digest, prev, current)):
             columns[name].append(value)
         prev = current
-    if rows:
+    if columns["seq"]:
         await conn.execute(
             text(
                 # One statement per round. clock_timestamp(), not now(): later than the commit of
@@ -99,29 +133,36 @@ async def seal(conn: AsyncConnection, batch: int = 5000) -> int:
             ),
             columns,
         )
-    return len(rows)
+    return Round(len(columns["seq"]), Seen(top, tuple(missing)), more=len(rows) == batch)
 
 
 async def seal_all(engine: AsyncEngine) -> int:
-    """Seal until nothing committed is left unsealed."""
+    """Seal until nothing committed is left unsealed (waiting for a sealer at work); returns how many."""
+    total, _ = await _seal_rounds(engine, None, wait=True)
+    return total
+
+
+async def _seal_rounds(engine: AsyncEngine, seen: Seen | None, wait: bool = False) -> tuple[int, Seen | None]:
     total = 0
     while True:
         async with engine.begin() as conn:
-            sealed = await seal(conn)
-        total += sealed
-        if sealed < 5000:
-            return total
+            done = await seal(conn, seen=seen, wait=wait)
+        total, seen = total + done.sealed, done.seen
+        if not done.more:
+            return total, seen
 
 
 async def run_sealer(engine: AsyncEngine, interval: float) -> None:
-    """Background task of each server process."""
+    """Background task of each server process: each round reads only what it has not seen."""
+    seen = None
     while True:
         try:
-            await seal_all(engine)
+            _, seen = await _seal_rounds(engine, seen)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - keep sealing; verify reports the unsealed tail meanwhile
             log.exception("audit sealer round failed")
+            seen = None  # read the whole window again
         await asyncio.sleep(interval)
 
 
