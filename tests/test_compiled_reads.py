@@ -179,11 +179,26 @@ async def test_the_analysts_linked_records_query_is_compiled(world, services, wo
     query = """{ referrals(first: 50) { edges { node { id status reason createdAt
         subject { reference givenName familyName dateOfBirth nationalNumber
           notes(first: 10) { author createdAt body } assessments { level status summary validUntil } } } } } }"""
+    one_statement = services.compiler.one_statement_runs
     reference, compiled, was_compiled = await both_paths(world, services, "analyst", query, {})
-    # then it runs as one compiled statement and answers like the resolvers
+    # then it runs as one compiled statement and answers like the resolvers (and audits alike);
+    # too many records may come back to cut their tags out in SQL: the audit insert follows it
     assert was_compiled
     assert compiled == reference
     assert compiled["data"]["referrals"]["edges"]
+    assert services.compiler.one_statement_runs == one_statement
+
+
+async def test_a_subjects_file_is_read_and_audited_in_one_statement(world, services, world_data):
+    # given the front-end's subject file (the Q2 shape)
+    query = """query F($id: UUID!) { subject(id: $id) { id reference givenName familyName
+        referrals { id status reason } notes(first: 20) { author body } assessments { level summary } } }"""
+    one_statement = services.compiler.one_statement_runs
+    reference, compiled, was_compiled = await both_paths(world, services, "analyst", query, {"id": world_data["Subject"]})
+    # then one statement answers it and writes its audit event, the same as the resolvers write
+    assert was_compiled and compiled == reference
+    assert compiled["data"]["subject"]["notes"]
+    assert services.compiler.one_statement_runs == one_statement + 1
 
 
 async def test_pages_after_a_cursor_are_identical_on_both_paths(world, services, world_data):

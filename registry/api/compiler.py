@@ -110,6 +110,7 @@ class Compiler:
         self.enabled = enabled
         self._plans: OrderedDict[tuple, Plan | None] = OrderedDict()
         self.compiled_runs = 0
+        self.one_statement_runs = 0  # of which the statement wrote the audit event itself
 
     @staticmethod
     def _key(query: str, operation_name: str | None, ctx: Any) -> tuple:
@@ -151,7 +152,10 @@ class Compiler:
                 raise Fallback  # past the cost limit with these page sizes: the resolvers refuse it
         except (Fallback, RegistryError):
             return None  # the resolvers refuse it with the right error
-        return Bound(self, plan, params)
+        one_statement = not plan.refuses and (
+            plan.prepared.expected_records(params, self.limits.list_estimate) <= jq.ONE_STATEMENT_RECORDS
+        )
+        return Bound(self, plan, params, one_statement)
 
 
 @dataclass
@@ -159,14 +163,18 @@ class Bound:
     compiler: Compiler
     plan: Plan
     params: dict[str, Any]
+    one_statement: bool  # the statement writes the audit event itself: it is the whole transaction
 
     async def run(self, ctx: Any, connection: Any) -> tuple[Any, list[GraphQLError]]:
-        """Data and errors, read in the caller's transaction; what was disclosed is noted in
-        ctx.disclosure. Without refusals the response JSON from PostgreSQL is passed on as it is;
-        with refusals it is read to find where each FORBIDDEN error belongs."""
-        plan = self.plan
+        """Data and errors. In one statement, or in the caller's transaction noting what was
+        disclosed in ctx.disclosure. Without refusals the response JSON from PostgreSQL is passed
+        on as it is; with refusals it is read to find where each FORBIDDEN error belongs."""
+        plan, prepared = self.plan, self.plan.prepared
         self.compiler.compiled_runs += 1
-        text = await connection.fetchval(plan.prepared.sql, *plan.prepared.arguments(ctx.principal, self.params))
+        if self.one_statement:
+            self.compiler.one_statement_runs += 1
+            return orjson.Fragment(await connection.fetchval(prepared.audited_sql, *prepared.audited_arguments(ctx.actor(), self.params))), []
+        text = await connection.fetchval(prepared.sql, *prepared.arguments(ctx.principal, self.params))
         body = plan.prepared.disclosed(text, ctx.disclosure)
         if not plan.refuses:
             return orjson.Fragment(body), []

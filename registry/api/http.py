@@ -4,8 +4,8 @@ Nothing is executed for a request without a valid bearer token (HTTP 401), a bod
 size limit (HTTP 413), a batch over the batch limit, or a document that is not trusted (in
 trusted-documents mode, api.documents); a request whose execution hit an unexpected error
 writes nothing. The other limits are checked by the schema before execution (api.limits).
-A read the compiler has learned runs as one statement on a plain driver connection
-(api.compiler); everything else through the resolvers. Either way the audit events are written
+A read the compiler has learned runs as one statement on a plain driver connection, which writes
+the audit event too unless the read is large (api.compiler); everything else through the resolvers. Either way the audit events are written
 in the same transaction, and the answer is sent only once they are committed.
 """
 
@@ -165,9 +165,9 @@ async def _execute(headers: dict[str, str], services: Any, principal: Any, op: A
         operation=operation_name,
     )
     compiled = services.compiler.bind(query, operation_name, ctx, variables or {})
-    if compiled is not None:  # one statement and the audit insert, on a plain driver connection
+    if compiled is not None:  # one statement (and the audit insert), on a plain driver connection
         async with services.reads.acquire() as connection:
-            transaction = connection.transaction()
+            transaction = _OneStatement() if compiled.one_statement else connection.transaction()
             await transaction.start()
             try:
                 data, errors = await compiled.run(ctx, connection)
@@ -178,6 +178,19 @@ async def _execute(headers: dict[str, str], services: Any, principal: Any, op: A
         ctx.session = session
         data, errors = await _resolve(services, ctx, query, operation_name, variables or {})
         return await _finish(ctx, session, session, data, errors)
+
+
+class _OneStatement:
+    """The transaction of a request that is one statement: PostgreSQL's implicit one."""
+
+    async def start(self) -> None:
+        pass
+
+    async def commit(self) -> None:
+        pass
+
+    async def rollback(self) -> None:
+        pass
 
 
 async def _finish(ctx: Context, statements: Any, transaction: Any, data: Any, errors: list) -> dict[str, Any]:

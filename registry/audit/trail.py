@@ -91,12 +91,31 @@ async def _execute(target: AsyncSession | asyncpg.Connection, sql: str, args: tu
         await target.execute(sql, *args)
 
 
-# Sent as is to the driver (a prepared statement, no SQL compilation): one per request.
-_INSERT = (
-    "INSERT INTO audit_event (id, action, outcome, actor_id, actor_name, actor_agency, actor_roles, purpose,"
-    " justification, operation, request_id, break_glass, subject_ids, records, detail)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+_COLUMNS = (
+    "id, actor_id, actor_name, actor_agency, actor_roles, purpose, justification, operation, request_id,"
+    " action, outcome, break_glass, subject_ids, records, detail"
 )
+# Sent as is to the driver (a prepared statement, no SQL compilation): one per request.
+_INSERT = f"INSERT INTO audit_event ({_COLUMNS}) VALUES ({', '.join(f'${n}' for n in range(1, 16))})"
+ACTOR_VALUES = 9  # how many values actor_values gives
+
+
+def actor_values(actor: Actor) -> list[Any]:
+    """A new event id and the actor's columns, in _COLUMNS order."""
+    p = actor.principal
+    return [uuid.uuid4(), p.id, p.name, p.agency, sorted(p.roles), actor.purpose, actor.justification,
+            actor.operation, actor.request_id]
+
+
+def consulted_insert(source: str, first: int) -> str:
+    """The records.consulted event of a statement that works out itself what it disclosed
+    (db.json_query): one event per row of `source`, a query with the columns `subject_ids` and
+    `records`; the actor's values are the parameters from `$first` on (actor_values)."""
+    actor = ", ".join(f"${first + i}" for i in range(ACTOR_VALUES))
+    return (
+        f"INSERT INTO audit_event ({_COLUMNS})"
+        f" SELECT {actor}, 'records.consulted', 'ok', false, subject_ids, records, '{{}}'::jsonb FROM {source}"
+    )
 
 
 async def record(
@@ -113,22 +132,13 @@ async def record(
     """Append one event; if this fails, the caller's transaction fails with it."""
     if action not in ACTIONS:
         raise ValueError(f"undeclared audit action {action!r}")
-    p = actor.principal
     await _execute(
         session,
         _INSERT,
         (
-            uuid.uuid4(),
+            *actor_values(actor),
             action,
             outcome,
-            p.id,
-            p.name,
-            p.agency,
-            sorted(p.roles),
-            actor.purpose,
-            actor.justification,
-            actor.operation,
-            actor.request_id,
             break_glass,
             sorted(set(subject_ids), key=str),
             orjson.dumps(records or []).decode(),

@@ -37,7 +37,7 @@ from sqlalchemy.orm import aliased
 
 from registry.access.principal import Principal
 from registry.access.scopes import record_scope, records_of_visible_subject, subject_scope
-from registry.audit.trail import Disclosure
+from registry.audit.trail import Actor, Disclosure, actor_values, consulted_insert
 from registry.db.tables import FollowUpNote, Referral, Subject, ThreatAssessment
 
 HIDDEN = "__sir"
@@ -495,14 +495,22 @@ class _Marker:
 PRINCIPAL_VALUES = ("id", "name", "agency", "unit", "break_glass_subject")
 
 
+# A read expected to disclose at most this many records writes its audit event itself, in the
+# same statement: one round trip. Past it, cutting the tags out in SQL costs more than the read
+# (string handling is not PostgreSQL's strength), so Python does that and inserts the event.
+ONE_STATEMENT_RECORDS = 100
+
+
 @dataclass
 class Prepared:
-    """SQL text with $n placeholders, how to fill each placeholder for one request, and what
-    each tag position discloses."""
+    """The read's SQL text with $n placeholders, how to fill each placeholder for one request,
+    what each tag position discloses, and the same read writing its own audit event."""
 
-    sql: str
+    sql: str  # the response with its tags
     slots: list[tuple[str, Any]]  # ("const", value) | ("principal", attribute) | ("param", name)
     positions: list[tuple[str, tuple[str, ...]]]  # tag position -> (type, fields disclosed, sorted)
+    roots: list[Root]
+    audited_sql: str  # the response without tags, as UTF-8; the records.consulted event written
 
     def arguments(self, principal: Principal, params: dict[str, Any]) -> list[Any]:
         out = []
@@ -514,6 +522,31 @@ class Prepared:
             else:
                 out.append(params[what])
         return out
+
+    def audited_arguments(self, actor: Actor, params: dict[str, Any]) -> list[Any]:
+        values = self.arguments(actor.principal, params)
+        return [*values, *actor_values(actor)] if self.positions else values
+
+    def expected_records(self, params: dict[str, Any], list_estimate: int) -> int:
+        """Records the response holds at most, lists without `first` counted as `list_estimate`."""
+
+        def below(node: Record) -> int:
+            count = 1
+            for out in node.outputs:
+                if isinstance(out, Link):
+                    many = LINKS[(node.kind, out.field)].many
+                    count += (params[out.first] if out.first else list_estimate if many else 1) * below(out.node)
+            return count
+
+        total = 0
+        for root in self.roots:
+            if root.record is not None:
+                total += below(root.record)
+            elif root.connection is not None:
+                nodes = [e.node for edges in root.connection.outputs if isinstance(edges, Edges)
+                         for e in edges.outputs if isinstance(e, EdgeNode)]
+                total += params[root.connection.first] * sum(below(node) for node in nodes)
+        return total
 
     def disclosed(self, text: str, disclosure: Disclosure) -> str:
         """The response without its tags; the tagged records are added to `disclosure`. Plain
@@ -552,4 +585,43 @@ def prepare(roots: list[Root], principal: Principal) -> Prepared:
             slots.append(("principal", value.attribute))
         else:
             slots.append(("const", value))
-    return Prepared(sql=str(compiled), slots=slots, positions=builder.positions)
+    read = str(compiled)
+    if builder.positions:
+        audited = _disclosing(read, builder.positions, first=len(slots) + 1)
+    else:  # nothing is disclosed (only __typename or refused fields): no event
+        audited = f"SELECT convert_to(({read}), 'UTF8')"
+    return Prepared(sql=read, slots=slots, positions=builder.positions, roots=roots, audited_sql=audited)
+
+
+def _disclosing(read: str, positions: list[tuple[str, tuple[str, ...]]], first: int) -> str:
+    """The read, its tags cut out, and the records.consulted event they describe: each record
+    once (type, id, the fields disclosed at any of its positions), sorted as Disclosure.records
+    sorts them, and the subjects they belong to."""
+
+    def by_position(of: str, values: list[str]) -> str:
+        return f"CASE {of} " + " ".join(f"WHEN '{p:04d}' THEN {v}" for p, v in enumerate(values)) + " END"
+
+    kinds = by_position("pos", [f"'{_name(kind)}'" for kind, _ in positions])
+    fields = ["CAST('[" + ", ".join(f'"{_name(f)}"' for f in names) + "]' AS jsonb)" for _, names in positions]
+    # Most records sit at one position: their fields are that position's list, sorted already.
+    union = (
+        '(SELECT jsonb_agg(DISTINCT f.name COLLATE "C" ORDER BY f.name COLLATE "C")'
+        f" FROM unnest(at) AS a(p), jsonb_array_elements_text({by_position('a.p', fields)}) AS f(name))"
+    )
+    disclosure = (
+        "(SELECT ARRAY(SELECT DISTINCT CAST(subject AS uuid) FROM tags ORDER BY 1) AS subject_ids,"
+        " jsonb_agg(jsonb_build_object('type', kind, 'id', id, 'fields',"
+        f" CASE WHEN cardinality(at) = 1 THEN {by_position('at[1]', fields)} ELSE {union} END)"
+        ' ORDER BY kind COLLATE "C", id COLLATE "C") AS records'
+        f" FROM (SELECT {kinds} AS kind, id, array_agg(DISTINCT pos) AS at FROM tags GROUP BY 1, 2) AS per_record"
+        ") AS disclosure WHERE records IS NOT NULL"
+    )
+    return (
+        f"WITH body AS MATERIALIZED (SELECT string_to_array(({read}), '{TAG_START}') AS parts),"
+        " tags AS (SELECT substr(p, 1, 4) AS pos, substr(p, 6, 36) AS id, substr(p, 43, 36) AS subject"
+        " FROM body, unnest(body.parts[2:]) AS p),"
+        f" consulted AS ({consulted_insert(disclosure, first)})"
+        " SELECT convert_to(body.parts[1] || coalesce((SELECT string_agg(substr(u.p, "
+        f"{TAG_LENGTH + 1}), '' ORDER BY u.n) FROM unnest(body.parts[2:]) WITH ORDINALITY AS u(p, n)), ''), 'UTF8')"
+        " FROM body"
+    )
