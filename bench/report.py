@@ -38,7 +38,7 @@ def record(args: argparse.Namespace) -> None:
     for line in open(args.statements):
         s = json.loads(line)
         if s["target"] == args.target and s["query"] == args.query and s.get("round") == args.round:
-            row.update({k: s[k] for k in ("statements", "audit_inserts", "tx_control", "background", "stmt_requests")})
+            row.update({k: s.get(k, 0) for k in ("statements", "audit_inserts", "audit_in_statement", "tx_control", "background", "stmt_requests")})
     print(json.dumps(row))
 
 
@@ -50,6 +50,8 @@ def statements_cell(r: dict) -> str:
     if "statements" not in r:
         return "–"
     cell = f"{r['statements']:g}"
+    if r.get("audit_in_statement"):
+        cell += " (audit insert inside)" if r["audit_in_statement"] == r["statements"] else f" ({r['audit_in_statement']:g} with the audit insert inside)"
     if r["audit_inserts"]:
         cell += f" + {r['audit_inserts']:g} audit"
     if r["tx_control"]:
@@ -60,7 +62,7 @@ def statements_cell(r: dict) -> str:
 def table(path: str) -> None:
     rows = [json.loads(line) for line in open(path) if line.strip()]
     print("## Measurements\n")
-    print("Statements per request: reads (+ audit inserts) (+ BEGIN/COMMIT/ROLLBACK); "
+    print("Statements per request: reads (the audit insert inside, or + audit inserts) (+ BEGIN/COMMIT/ROLLBACK); "
           "RSS: the server's process tree during the measurement.\n")
     print("| round | target | config | query | conc | req/s | p50 ms | p95 ms | p99 ms | max ms | requests "
           "| errors | statements/request | RSS peak MB | RSS mean MB |")
@@ -100,7 +102,8 @@ def table(path: str) -> None:
             verdicts.append(ratio <= 1.0)
         any_row = ours16 or ours64
         if any_row and "statements" in any_row:
-            verdicts.append(any_row["statements"] <= STATEMENTS_TARGET and any_row["audit_inserts"] <= 1)
+            audits = any_row["audit_inserts"] + any_row.get("audit_in_statement", 0)
+            verdicts.append(any_row["statements"] <= STATEMENTS_TARGET and audits <= 1)
         errors = sum(index[k]["errors"] for k in index if k[:3] == key)
         if errors:
             verdicts.append(False)
