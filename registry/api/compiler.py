@@ -173,10 +173,11 @@ class Bound:
         self.compiler.compiled_runs += 1
         if self.one_statement:
             self.compiler.one_statement_runs += 1
-            text = await connection.fetchval(prepared.audited_sql, *prepared.audited_arguments(ctx.actor(), self.params))
+            arguments = prepared.audited_arguments(ctx.actor(), self.params)
+            text = await connection.fetchval(prepared.audited_sql, *arguments)
             return orjson.Fragment(prepared.without_tags(text)), []
         text = await connection.fetchval(prepared.sql, *prepared.arguments(ctx.principal, self.params))
-        body = plan.prepared.disclosed(text, ctx.disclosure)
+        body = prepared.disclosed(text, ctx.disclosure)
         if not plan.refuses:
             return orjson.Fragment(body), []
         data = orjson.loads(body)

@@ -5,8 +5,9 @@ size limit (HTTP 413), a batch over the batch limit, or a document that is not t
 trusted-documents mode, api.documents); a request whose execution hit an unexpected error
 writes nothing. The other limits are checked by the schema before execution (api.limits).
 A read the compiler has learned runs as one statement on a plain driver connection, which writes
-the audit event too unless the read is large (api.compiler); everything else through the resolvers. Either way the audit events are written
-in the same transaction, and the answer is sent only once they are committed.
+the audit event too unless the read is large (api.compiler); everything else through the
+resolvers. Either way the audit events are written in the same transaction, and the answer is
+sent only once they are committed.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: 
 async def _authenticate(header: str, services: Any):
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Answer(401, "a bearer token is required", "UNAUTHENTICATED", {"WWW-Authenticate": 'Bearer realm="registry"'})
+        challenge = {"WWW-Authenticate": 'Bearer realm="registry"'}
+        raise Answer(401, "a bearer token is required", "UNAUTHENTICATED", challenge)
     try:
         return await services.verifier.verify(token.strip())
     except InvalidToken as exc:

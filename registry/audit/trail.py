@@ -26,7 +26,8 @@ class Disclosure:
 
     def add(self, type_name: str, record_id: Any, subject_id: Any, names: Iterable[str]) -> None:
         if names:  # else nothing of the record was returned
-            self.add_many(type_name, tuple(sorted(set(names))), [str(record_id)], [] if subject_id is None else [str(subject_id)])
+            subjects = [] if subject_id is None else [str(subject_id)]
+            self.add_many(type_name, tuple(sorted(set(names))), [str(record_id)], subjects)
 
     def add_many(self, type_name: str, names: tuple[str, ...], record_ids: list[str], subject_ids: list[str]) -> None:
         """Records of one type that disclosed the same fields (`names`, sorted)."""

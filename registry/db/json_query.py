@@ -496,7 +496,7 @@ PRINCIPAL_VALUES = ("id", "name", "agency", "unit", "break_glass_subject")
 
 
 # A read expected to disclose at most this many records writes its audit event itself, in the
-# same statement: one round trip. Past it, cutting the tags out in SQL costs more than the read
+# same statement: one round trip. Past it, reading the tags back in SQL costs more than the read
 # (string handling is not PostgreSQL's strength), so Python does that and inserts the event.
 ONE_STATEMENT_RECORDS = 100
 
@@ -603,9 +603,9 @@ def prepare(roots: list[Root], principal: Principal) -> Prepared:
 
 
 def _disclosing(read: str, positions: list[tuple[str, tuple[str, ...]]], first: int) -> str:
-    """The read, its tags cut out, and the records.consulted event they describe: each record
-    once (type, id, the fields disclosed at any of its positions), sorted as Disclosure.records
-    sorts them, and the subjects they belong to."""
+    """The read (its tags kept: Python cuts them out for less) writing the records.consulted
+    event they describe: each record once (type, id, the fields disclosed at any of its
+    positions), sorted as Disclosure.records sorts them, and the subjects they belong to."""
 
     def by_position(of: str, values: list[str]) -> str:
         return f"CASE {of} " + " ".join(f"WHEN '{p:04d}' THEN {v}" for p, v in enumerate(values)) + " END"
@@ -626,7 +626,8 @@ def _disclosing(read: str, positions: list[tuple[str, tuple[str, ...]]], first: 
         ") AS disclosure WHERE records IS NOT NULL"
     )
     return (
-        f"WITH body AS MATERIALIZED (SELECT text, string_to_array(text, '{TAG_START}') AS parts FROM ({read}) AS r(text)),"
+        "WITH body AS MATERIALIZED"
+        f" (SELECT text, string_to_array(text, '{TAG_START}') AS parts FROM ({read}) AS r(text)),"
         " tags AS (SELECT substr(p, 1, 4) AS pos, substr(p, 6, 36) AS id, substr(p, 43, 36) AS subject"
         " FROM body, unnest(body.parts[2:]) AS p),"
         f" consulted AS ({consulted_insert(disclosure, first)})"
