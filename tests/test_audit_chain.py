@@ -270,11 +270,14 @@ async def test_concurrent_writers_and_sealers_build_one_chain(server_url, tmp_pa
             await asyncio.gather(*(writer(n) for n in range(40)))
             async with writers_engine.connect() as conn:
                 sealed_while_writing = await conn.scalar(text("SELECT count(*) FROM audit_seal"))
-            await asyncio.sleep(0.5)  # a few more rounds, each reading only what it has not seen yet
-            async with writers_engine.connect() as conn:
-                left_by_the_sealers = await conn.scalar(
-                    text("SELECT count(*) FROM audit_event e WHERE NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_seq = e.seq)")
-                )
+            for _ in range(100):  # more rounds, each reading only what its process has not seen yet
+                await asyncio.sleep(0.1)
+                async with writers_engine.connect() as conn:
+                    left_by_the_sealers = await conn.scalar(
+                        text("SELECT count(*) FROM audit_event e WHERE NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_seq = e.seq)")
+                    )
+                if left_by_the_sealers == 0:
+                    break
         finally:
             for task in sealers:
                 task.cancel()

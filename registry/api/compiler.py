@@ -153,7 +153,7 @@ class Compiler:
         except (Fallback, RegistryError):
             return None  # the resolvers refuse it with the right error
         one_statement = not plan.refuses and (
-            plan.prepared.expected_records(params, self.limits.list_estimate) <= jq.ONE_STATEMENT_RECORDS
+            jq.expected_records(plan.roots, params, self.limits.list_estimate) <= jq.ONE_STATEMENT_RECORDS
         )
         return Bound(self, plan, params, one_statement)
 

@@ -92,17 +92,16 @@ async def _execute(target: AsyncSession | asyncpg.Connection, sql: str, args: tu
         await target.execute(sql, *args)
 
 
-_COLUMNS = (
-    "id, actor_id, actor_name, actor_agency, actor_roles, purpose, justification, operation, request_id,"
-    " action, outcome, break_glass, subject_ids, records, detail"
-)
+# The actor's columns (actor_values fills them), then the event's own.
+_ACTOR_COLUMNS = ("id", "actor_id", "actor_name", "actor_agency", "actor_roles", "purpose", "justification",
+                  "operation", "request_id")
+_COLUMNS = ", ".join((*_ACTOR_COLUMNS, "action", "outcome", "break_glass", "subject_ids", "records", "detail"))
 # Sent as is to the driver (a prepared statement, no SQL compilation): one per request.
 _INSERT = f"INSERT INTO audit_event ({_COLUMNS}) VALUES ({', '.join(f'${n}' for n in range(1, 16))})"
-ACTOR_VALUES = 9  # how many values actor_values gives
 
 
 def actor_values(actor: Actor) -> list[Any]:
-    """A new event id and the actor's columns, in _COLUMNS order."""
+    """A new event id and the actor's columns, in _ACTOR_COLUMNS order."""
     p = actor.principal
     return [uuid.uuid4(), p.id, p.name, p.agency, sorted(p.roles), actor.purpose, actor.justification,
             actor.operation, actor.request_id]
@@ -112,7 +111,7 @@ def consulted_insert(source: str, first: int) -> str:
     """The records.consulted event of a statement that works out itself what it disclosed
     (db.json_query): one event per row of `source`, a query with the columns `subject_ids` and
     `records`; the actor's values are the parameters from `$first` on (actor_values)."""
-    actor = ", ".join(f"${first + i}" for i in range(ACTOR_VALUES))
+    actor = ", ".join(f"${first + i}" for i in range(len(_ACTOR_COLUMNS)))
     return (
         f"INSERT INTO audit_event ({_COLUMNS})"
         f" SELECT {actor}, 'records.consulted', 'ok', false, subject_ids, records, '{{}}'::jsonb FROM {source}"

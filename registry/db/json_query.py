@@ -495,6 +495,28 @@ class _Marker:
 PRINCIPAL_VALUES = ("id", "name", "agency", "unit", "break_glass_subject")
 
 
+def expected_records(roots: list[Root], params: dict[str, Any], list_estimate: int) -> int:
+    """Records a response holds at most, lists without `first` counted as `list_estimate`."""
+
+    def below(node: Record) -> int:
+        count = 1
+        for out in node.outputs:
+            if isinstance(out, Link):
+                many = LINKS[(node.kind, out.field)].many
+                count += (params[out.first] if out.first else list_estimate if many else 1) * below(out.node)
+        return count
+
+    total = 0
+    for root in roots:
+        if root.record is not None:
+            total += below(root.record)
+        elif root.connection is not None:
+            nodes = [e.node for edges in root.connection.outputs if isinstance(edges, Edges)
+                     for e in edges.outputs if isinstance(e, EdgeNode)]
+            total += params[root.connection.first] * sum(below(node) for node in nodes)
+    return total
+
+
 # A read expected to disclose at most this many records writes its audit event itself, in the
 # same statement: one round trip. Past it, reading the tags back in SQL costs more than the read
 # (string handling is not PostgreSQL's strength), so Python does that and inserts the event.
@@ -509,7 +531,6 @@ class Prepared:
     sql: str  # the response with its tags
     slots: list[tuple[str, Any]]  # ("const", value) | ("principal", attribute) | ("param", name)
     positions: list[tuple[str, tuple[str, ...]]]  # tag position -> (type, fields disclosed, sorted)
-    roots: list[Root]
     audited_sql: str  # the response, and the records.consulted event written
 
     def arguments(self, principal: Principal, params: dict[str, Any]) -> list[Any]:
@@ -526,27 +547,6 @@ class Prepared:
     def audited_arguments(self, actor: Actor, params: dict[str, Any]) -> list[Any]:
         values = self.arguments(actor.principal, params)
         return [*values, *actor_values(actor)] if self.positions else values
-
-    def expected_records(self, params: dict[str, Any], list_estimate: int) -> int:
-        """Records the response holds at most, lists without `first` counted as `list_estimate`."""
-
-        def below(node: Record) -> int:
-            count = 1
-            for out in node.outputs:
-                if isinstance(out, Link):
-                    many = LINKS[(node.kind, out.field)].many
-                    count += (params[out.first] if out.first else list_estimate if many else 1) * below(out.node)
-            return count
-
-        total = 0
-        for root in self.roots:
-            if root.record is not None:
-                total += below(root.record)
-            elif root.connection is not None:
-                nodes = [e.node for edges in root.connection.outputs if isinstance(edges, Edges)
-                         for e in edges.outputs if isinstance(e, EdgeNode)]
-                total += params[root.connection.first] * sum(below(node) for node in nodes)
-        return total
 
     @staticmethod
     def without_tags(text: str) -> str:
@@ -599,7 +599,7 @@ def prepare(roots: list[Root], principal: Principal) -> Prepared:
         audited = _disclosing(read, builder.positions, first=len(slots) + 1)
     else:  # nothing is disclosed (only __typename or refused fields): no event
         audited = read
-    return Prepared(sql=read, slots=slots, positions=builder.positions, roots=roots, audited_sql=audited)
+    return Prepared(sql=read, slots=slots, positions=builder.positions, audited_sql=audited)
 
 
 def _disclosing(read: str, positions: list[tuple[str, tuple[str, ...]]], first: int) -> str:
