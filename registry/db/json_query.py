@@ -626,10 +626,10 @@ def _disclosing(read: str, positions: list[tuple[str, tuple[str, ...]]], first: 
         ") AS disclosure WHERE records IS NOT NULL"
     )
     return (
-        "WITH body AS MATERIALIZED"
-        f" (SELECT text, string_to_array(text, '{TAG_START}') AS parts FROM ({read}) AS r(text)),"
+        # Materialized: the read is referred to twice, and would otherwise be run twice.
+        f"WITH response(text) AS MATERIALIZED ({read}),"
         " tags AS (SELECT substr(p, 1, 4) AS pos, substr(p, 6, 36) AS id, substr(p, 43, 36) AS subject"
-        " FROM body, unnest(body.parts[2:]) AS p),"
+        f" FROM response, unnest((string_to_array(response.text, '{TAG_START}'))[2:]) AS p),"
         f" consulted AS ({consulted_insert(disclosure, first)})"
-        " SELECT text FROM body"  # with its tags: Python cuts them out for less than SQL would
+        " SELECT text FROM response"  # with its tags: Python cuts them out for less than SQL would
     )
