@@ -308,10 +308,16 @@ def supports(kind: str, field_name: str) -> bool:
 # ----------------------------------------------------------------------------- statement
 
 
+# What the rows met at one position of the statement are (_Builder.record).
+ONE, DISTINCT, REPEAT = "one", "distinct", "repeat"
+
+
 class _Builder:
     def __init__(self, principal: Principal) -> None:
         self.p = principal
         self.positions: list[tuple[str, tuple[str, ...]]] = []  # tag position -> (type, fields disclosed)
+        self.repeats = False  # whether a record can be met twice: at two positions, or twice at one
+
 
     def scope(self, kind: str, table: Any) -> ColumnElement:
         if kind == "Subject":
@@ -322,8 +328,9 @@ class _Builder:
     def newest_first(table: Any) -> tuple:
         return (table.created_at.desc(), table.id.desc())
 
-    def record(self, node: Record, table: Any) -> ColumnElement:
-        """json_build_object of the selected fields of one row of `table`."""
+    def record(self, node: Record, table: Any, rows: str) -> ColumnElement:
+        """json_build_object of the selected fields of one row of `table`. `rows` says what the
+        rows met at this position are: ONE row, DISTINCT rows, or rows that may REPEAT."""
         args: list[Any] = []
         for out in node.outputs:
             args.append(_key(out.key))
@@ -332,12 +339,13 @@ class _Builder:
             elif isinstance(out, Scalar):
                 args.append(COLUMNS[node.kind][out.field](table))
             else:
-                args.append(self.link(node.kind, out, table))
+                args.append(self.link(node.kind, out, table, rows))
         disclosed = tuple(sorted({out.field for out in node.outputs if isinstance(out, (Scalar, Link))}))
         if disclosed:  # the tag is the object's last key
             if len(self.positions) >= 10_000:
                 raise Unsupported("too many record positions")
             position = _sql(f"{len(self.positions):04d}|")
+            self.repeats |= rows == REPEAT or any(kind == node.kind for kind, _ in self.positions)
             self.positions.append((node.kind, disclosed))
             subject_id = table.id if node.kind == "Subject" else table.subject_id
             tag = position.concat(cast(table.id, Text)).concat(_sql("|")).concat(cast(subject_id, Text))
@@ -346,8 +354,14 @@ class _Builder:
             raise Unsupported("too many fields in one object")
         return func.json_build_object(*args)
 
-    def link(self, parent_kind: str, out: Link, parent: Any) -> ColumnElement:
+    def link(self, parent_kind: str, out: Link, parent: Any, parent_rows: str) -> ColumnElement:
         relation = LINKS[(parent_kind, out.field)]
+        if relation.belongs is _owner:  # many children may share their owner
+            met = ONE if parent_rows == ONE else REPEAT
+        elif parent_rows == REPEAT:  # a child has one parent: it repeats only where its parent does
+            met = REPEAT
+        else:
+            met = ONE if parent_rows == ONE and not relation.many else DISTINCT
         kind, model = relation.kind, MODELS[relation.kind]
         rows = aliased(model)
         if parent_kind == "Subject":  # the subject passed its scope: only the rule on records is left
@@ -364,12 +378,12 @@ class _Builder:
         if not relation.many:
             inner = query.limit(1).lateral()
             one = aliased(model, inner)
-            return select(self.record(out.node, one)).select_from(inner).scalar_subquery()
+            return select(self.record(out.node, one, met)).select_from(inner).scalar_subquery()
         if out.first is not None:
             query = query.limit(_count(out.first))
         inner = query.lateral()  # lateral: the derived table refers to the parent row
         item = aliased(model, inner)
-        aggregated = func.json_agg(aggregate_order_by(self.record(out.node, item), *self.newest_first(item)))
+        aggregated = func.json_agg(aggregate_order_by(self.record(out.node, item, met), *self.newest_first(item)))
         return select(func.coalesce(aggregated, literal_column("'[]'::json"))).select_from(inner).scalar_subquery()
 
     def by_id(self, root: Root) -> ColumnElement:
@@ -378,7 +392,7 @@ class _Builder:
         wanted = bindparam(Param.named("id", root.key), None, type_=postgresql.UUID(as_uuid=True))
         inner = select(row).where(row.id == wanted, self.scope(root.record.kind, row)).subquery()
         one = aliased(model, inner)
-        return select(self.record(root.record, one)).select_from(inner).scalar_subquery()
+        return select(self.record(root.record, one, ONE)).select_from(inner).scalar_subquery()
 
     def connection(self, conn: Connection) -> ColumnElement:
         model = MODELS[conn.kind]
@@ -427,7 +441,7 @@ class _Builder:
                     elif isinstance(e, EdgeCursor):
                         edge.append(cursor)
                     else:
-                        edge.append(self.record(e.node, item))
+                        edge.append(self.record(e.node, item, DISTINCT))
                 aggregated = func.json_agg(aggregate_order_by(func.json_build_object(*edge), rank)).filter(in_page)
                 parts.append(func.coalesce(aggregated, literal_column("'[]'::json")))
             else:
@@ -596,34 +610,42 @@ def prepare(roots: list[Root], principal: Principal) -> Prepared:
             slots.append(("const", value))
     read = str(compiled)
     if builder.positions:
-        audited = _disclosing(read, builder.positions, first=len(slots) + 1)
+        audited = _disclosing(read, builder.positions, builder.repeats, first=len(slots) + 1)
     else:  # nothing is disclosed (only __typename or refused fields): no event
         audited = read
     return Prepared(sql=read, slots=slots, positions=builder.positions, audited_sql=audited)
 
 
-def _disclosing(read: str, positions: list[tuple[str, tuple[str, ...]]], first: int) -> str:
+def _disclosing(read: str, positions: list[tuple[str, tuple[str, ...]]], repeats: bool, first: int) -> str:
     """The read (its tags kept: Python cuts them out for less) writing the records.consulted
     event they describe: each record once (type, id, the fields disclosed at any of its
-    positions), sorted as Disclosure.records sorts them, and the subjects they belong to."""
+    positions), sorted as Disclosure.records sorts them, and the subjects they belong to.
+    Unless a record can be met twice (`repeats`), every tag is a record of its own."""
 
     def by_position(of: str, values: list[str]) -> str:
         return f"CASE {of} " + " ".join(f"WHEN '{p:04d}' THEN {v}" for p, v in enumerate(values)) + " END"
 
     kinds = by_position("pos", [f"'{_name(kind)}'" for kind, _ in positions])
-    fields = ["CAST('[" + ", ".join(f'"{_name(f)}"' for f in names) + "]' AS jsonb)" for _, names in positions]
-    # Most records sit at one position: their fields are that position's list, sorted already.
-    union = (
-        '(SELECT jsonb_agg(DISTINCT f.name COLLATE "C" ORDER BY f.name COLLATE "C")'
-        f" FROM unnest(at) AS a(p), jsonb_array_elements_text({by_position('a.p', fields)}) AS f(name))"
-    )
+    fields = ["'[" + ", ".join(f'"{_name(f)}"' for f in names) + "]'" for _, names in positions]
+    if repeats:
+        per_record = f"SELECT {kinds} AS kind, id, array_agg(DISTINCT pos) AS at FROM tags GROUP BY 1, 2"
+        # Most records sit at one position: their fields are that position's list, sorted already.
+        union = (
+            '(SELECT CAST(jsonb_agg(DISTINCT f.name COLLATE "C" ORDER BY f.name COLLATE "C") AS text)'
+            f" FROM unnest(at) AS a(p), jsonb_array_elements_text(CAST({by_position('a.p', fields)} AS jsonb)) AS f(name))"
+        )
+        disclosed = f"CASE WHEN cardinality(at) = 1 THEN {by_position('at[1]', fields)} ELSE {union} END"
+    else:
+        per_record = f"SELECT {kinds} AS kind, id, pos FROM tags"
+        disclosed = by_position("pos", fields)
+    # The list is written as text and read as jsonb once: building it value by value as jsonb
+    # cost more than the read itself. Kinds and fields are the statement's own names, and ids
+    # are the text of uuids, so nothing in it needs escaping.
+    record = f"""'{{"id": "' || id || '", "type": "' || kind || '", "fields": ' || {disclosed} || '}}'"""
     disclosure = (
         "(SELECT ARRAY(SELECT DISTINCT CAST(subject AS uuid) FROM tags ORDER BY 1) AS subject_ids,"
-        " jsonb_agg(jsonb_build_object('type', kind, 'id', id, 'fields',"
-        f" CASE WHEN cardinality(at) = 1 THEN {by_position('at[1]', fields)} ELSE {union} END)"
-        ' ORDER BY kind COLLATE "C", id COLLATE "C") AS records'
-        f" FROM (SELECT {kinds} AS kind, id, array_agg(DISTINCT pos) AS at FROM tags GROUP BY 1, 2) AS per_record"
-        ") AS disclosure WHERE records IS NOT NULL"
+        f" CAST('[' || string_agg({record}, ', ' ORDER BY kind COLLATE \"C\", id COLLATE \"C\") || ']' AS jsonb)"
+        f" AS records FROM ({per_record}) AS per_record) AS disclosure WHERE records IS NOT NULL"
     )
     return (
         # Materialized: the read is referred to twice, and would otherwise be run twice.
