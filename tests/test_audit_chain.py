@@ -7,11 +7,14 @@ Each case runs on a database of its own, copied from one sealed trail of events 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import random
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import text
@@ -146,6 +149,43 @@ async def test_a_column_added_by_a_later_migration_leaves_the_chain_valid(copy, 
     code, out = await verify(copy, tmp_path)
     assert code == 0, out
     assert f"audit chain intact: {EVENTS} events sealed and verified" in out
+
+
+def canonical(value) -> str:
+    """An event as PostgreSQL writes it as jsonb text, rebuilt here: keys shorter first, then by bytes."""
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
+        return "{" + ", ".join(f"{canonical(k)}: {canonical(value[k])}" for k in keys) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(canonical(v) for v in value) + "]"
+    if isinstance(value, datetime):
+        moment = value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".")
+        return f'"{moment}+00:00"'
+    if isinstance(value, uuid.UUID):
+        return f'"{value}"'
+    return json.dumps(value, ensure_ascii=False)
+
+
+async def test_an_events_digest_can_be_recomputed_outside_the_database(copy, sealed_trail):
+    # given an event with quotes, a backslash, a line break and non-ASCII text, nulls and lists
+    engine = create_engine(copy, sealed_trail.settings)
+    actor = trail.Actor(
+        Principal(id="dpo-1", name='Dana "DPO" Ørsted\\n', agency=None, roles=frozenset({"dpo", "analyst"})),
+        request_id="digest-check", justification="line one\nline two \u00e9\t\u2603",
+    )
+    async with create_sessionmaker(engine).begin() as session:
+        await trail.record(session, actor, "records.consulted", subject_ids=[uuid.uuid4(), uuid.uuid4()], break_glass=True,
+                           records=[{"type": "Subject", "id": str(uuid.uuid4()), "fields": ["givenName", "id"]}],
+                           detail={"versionBefore": None, "versionAfter": 3, "a": [1, {"bb": True, "c": "x"}]})
+    async with engine.connect() as conn:
+        await conn.execute(text("SET TimeZone = 'UTC'"))
+        row = (await conn.execute(
+            text(f"SELECT e.*, {chain.EVENT_DIGEST} AS digest FROM audit_event e WHERE request_id = 'digest-check'")
+        )).mappings().one()
+    await engine.dispose()
+    # then the digest the chain seals is the SHA-256 of the event as one JSON object
+    event = {column: row[column] for column in chain.EVENT_COLUMNS}
+    assert bytes(row["digest"]) == hashlib.sha256(canonical(event).encode()).digest()
 
 
 EVENT_10 = "seq = 10"

@@ -36,9 +36,15 @@ EVENT_COLUMNS = (
     "seq", "id", "occurred_at", "action", "outcome", "actor_id", "actor_name", "actor_agency", "actor_roles",
     "purpose", "justification", "operation", "request_id", "break_glass", "subject_ids", "records", "detail",
 )
-EVENT_DIGEST = (
-    "sha256(convert_to(jsonb_build_object(" + ", ".join(f"'{c}', e.{c}" for c in EVENT_COLUMNS) + ")::text, 'UTF8'))"
-)
+# sha256 of the event as one JSON object: the text PostgreSQL writes for jsonb_build_object of
+# these columns (keys shorter first, then bytewise; ", " and ": " between), put together from
+# each column's own JSON text rather than built as jsonb first, which cost a third more.
+_JSON_TEXT = {"seq": "e.seq::text", "records": "e.records::text", "detail": "e.detail::text",
+              "actor_roles": "to_jsonb(e.actor_roles)::text", "subject_ids": "to_jsonb(e.subject_ids)::text"}
+EVENT_DIGEST = "sha256(convert_to('{' || " + " || ', ' || ".join(
+    f"""'"{c}": ' || {_JSON_TEXT.get(c, f"coalesce(to_json(e.{c})::text, 'null')")}"""
+    for c in sorted(EVENT_COLUMNS, key=lambda c: (len(c), c))
+) + " || '}', 'UTF8'))"
 
 
 def link(prev_hash: bytes, position: int, event_digest: bytes) -> bytes:
