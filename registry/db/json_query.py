@@ -318,7 +318,6 @@ class _Builder:
         self.positions: list[tuple[str, tuple[str, ...]]] = []  # tag position -> (type, fields disclosed)
         self.repeats = False  # whether a record can be met twice: at two positions, or twice at one
 
-
     def scope(self, kind: str, table: Any) -> ColumnElement:
         if kind == "Subject":
             return subject_scope(self.p, table)
