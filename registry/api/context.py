@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,15 +46,19 @@ class Context:
     changes: list[Change] = field(default_factory=list)
     lookups_answered: list[uuid.UUID | None] = field(default_factory=list)  # subject id on a hit
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    loaders: "Loaders" = field(init=False)
     grants: Grants = field(init=False)
 
     def __post_init__(self) -> None:
-        from registry.api.loaders import Loaders
-
         self.principal = self.policy.bind(self.principal)  # row scopes come from the policy only
         self.grants = self.policy.grants_for(self.principal)
-        self.loaders = Loaders(self)
+
+    @cached_property
+    def loaders(self) -> "Loaders":
+        """Made on first use: a compiled read has none, and so leaves no reference cycle for the
+        garbage collector to find (its full collections stalled every request)."""
+        from registry.api.loaders import Loaders
+
+        return Loaders(self)
 
     @asynccontextmanager
     async def db(self) -> AsyncIterator[AsyncSession]:

@@ -510,24 +510,26 @@ PRINCIPAL_VALUES = ("id", "name", "agency", "unit", "break_glass_subject")
 
 def expected_records(roots: list[Root], params: dict[str, Any], list_estimate: int) -> int:
     """Records a response holds at most, lists without `first` counted as `list_estimate`."""
-
-    def below(node: Record) -> int:
-        count = 1
-        for out in node.outputs:
-            if isinstance(out, Link):
-                many = LINKS[(node.kind, out.field)].many
-                count += (params[out.first] if out.first else list_estimate if many else 1) * below(out.node)
-        return count
-
     total = 0
     for root in roots:
         if root.record is not None:
-            total += below(root.record)
+            total += _records_below(root.record, params, list_estimate)
         elif root.connection is not None:
             nodes = [e.node for edges in root.connection.outputs if isinstance(edges, Edges)
                      for e in edges.outputs if isinstance(e, EdgeNode)]
-            total += params[root.connection.first] * sum(below(node) for node in nodes)
+            total += params[root.connection.first] * sum(_records_below(n, params, list_estimate) for n in nodes)
     return total
+
+
+def _records_below(node: Record, params: dict[str, Any], list_estimate: int) -> int:
+    """A module function, not a closure: a closure calling itself is a reference cycle per call."""
+    count = 1
+    for out in node.outputs:
+        if isinstance(out, Link):
+            many = LINKS[(node.kind, out.field)].many
+            per_parent = params[out.first] if out.first else list_estimate if many else 1
+            count += per_parent * _records_below(out.node, params, list_estimate)
+    return count
 
 
 # A read expected to disclose at most this many records writes its audit event itself, in the
