@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
 import asyncpg
 import orjson
 from sqlalchemy.engine import make_url
@@ -37,16 +41,36 @@ def _server_settings(settings: Settings, as_owner: bool) -> dict[str, str]:
     return out
 
 
-async def create_read_pool(url: str, settings: Settings) -> asyncpg.Pool:
+class ReadPool:
     """Plain driver connections for compiled reads: one statement and one audit insert per
-    request need none of the ORM, and skipping it is most of their cost in Python."""
-    return await asyncpg.create_pool(
+    request need none of the ORM, and skipping it is most of their cost in Python.
+
+    Handed out first come, first served. asyncpg's own queue lets a request that arrives just as
+    a connection is released take it before the requests already waiting, which then queue
+    again at the back: under load a few waited ten times as long as the rest."""
+
+    def __init__(self, pool: asyncpg.Pool, size: int) -> None:
+        self._pool = pool
+        self._turns = asyncio.Semaphore(size)  # first in, first out: none passes the waiting ones
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._turns, self._pool.acquire() as connection:
+            yield connection
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+async def create_read_pool(url: str, settings: Settings) -> ReadPool:
+    pool = await asyncpg.create_pool(
         sync_url(url),
         min_size=1,
         max_size=settings.db_pool_size,
         server_settings=_server_settings(settings, as_owner=False),
         reset=_end_transaction,
     )
+    return ReadPool(pool, settings.db_pool_size)
 
 
 async def _end_transaction(connection: asyncpg.Connection) -> None:
