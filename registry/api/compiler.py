@@ -174,10 +174,10 @@ class Bound:
         if self.one_statement:
             self.compiler.one_statement_runs += 1
             arguments = prepared.audited_arguments(ctx.actor(), self.params)
-            text = await connection.fetchval(prepared.audited_sql, *arguments)
-            return orjson.Fragment(prepared.without_tags(text)), []
-        text = await connection.fetchval(prepared.sql, *prepared.arguments(ctx.principal, self.params))
-        body = prepared.disclosed(text, ctx.disclosure)
+            response = await connection.fetchval(prepared.audited_sql, *arguments)
+            return orjson.Fragment(prepared.without_tags(response)), []
+        response = await connection.fetchval(prepared.sql, *prepared.arguments(ctx.principal, self.params))
+        body = prepared.disclosed(response, ctx.disclosure)
         if not plan.refuses:
             return orjson.Fragment(body), []
         data = orjson.loads(body)
