@@ -138,6 +138,23 @@ async def test_verifying_takes_as_long_as_the_trail_needs(copy, tmp_path, monkey
     assert f"audit chain intact: {EVENTS} events sealed and verified" in out
 
 
+async def test_events_sealed_before_their_records_were_kept_as_written_still_verify(server_url, tmp_path):
+    # given events written and sealed while the records were stored as jsonb (before migration 0004)
+    async with separate_database(server_url, f"registry_chain_0003_{os.getpid()}") as url:
+        settings = Settings(database_url=url, data_dir=tmp_path)
+        owner = create_engine(url, settings, as_owner=True)
+        await upgrade(owner, "0003")
+        await write_events(url, settings, 5)
+        assert await chain.seal_all(owner) == 5
+        # when the database is migrated to keep records as written
+        await upgrade(owner)
+        await owner.dispose()
+        # then the chain sealed before still verifies
+        code, out = await verify(url, tmp_path)
+    assert code == 0, out
+    assert "audit chain intact: 5 events sealed and verified" in out
+
+
 async def test_the_unsealed_tail_is_reported_and_sealed_on_request(copy, sealed_trail, tmp_path):
     # Given events written since the last seal
     await write_events(copy, sealed_trail.settings, 3)
@@ -161,8 +178,14 @@ async def test_a_column_added_by_a_later_migration_leaves_the_chain_valid(copy, 
     assert f"audit chain intact: {EVENTS} events sealed and verified" in out
 
 
+class Stored(str):
+    """JSON text kept as written (an event's records): taken as it is."""
+
+
 def canonical(value) -> str:
-    """An event as PostgreSQL writes it as jsonb text, rebuilt here: keys shorter first, then by bytes."""
+    """An event as the chain hashes it, rebuilt here: keys shorter first, then by bytes."""
+    if isinstance(value, Stored):
+        return value
     if isinstance(value, dict):
         keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
         return "{" + ", ".join(f"{canonical(k)}: {canonical(value[k])}" for k in keys) + "}"
@@ -190,11 +213,12 @@ async def test_an_events_digest_can_be_recomputed_outside_the_database(copy, sea
     async with engine.connect() as conn:
         await conn.execute(text("SET TimeZone = 'UTC'"))
         row = (await conn.execute(
-            text(f"SELECT e.*, {chain.EVENT_TEXT} AS event FROM audit_event e WHERE request_id = 'digest-check'")
+            text(f"SELECT e.*, e.records::text AS stored, {chain.EVENT_TEXT} AS event"
+                 " FROM audit_event e WHERE request_id = 'digest-check'")
         )).mappings().one()
     await engine.dispose()
     # then the text the chain seals is the event as one JSON object, which anyone can rebuild
-    event = {column: row[column] for column in chain.EVENT_COLUMNS}
+    event = {column: row[column] for column in chain.EVENT_COLUMNS} | {"records": Stored(row["stored"])}
     assert row["event"] == canonical(event)
     assert chain.digest(row["event"]) == hashlib.sha256(canonical(event).encode()).digest()
 

@@ -36,10 +36,10 @@ EVENT_COLUMNS = (
     "seq", "id", "occurred_at", "action", "outcome", "actor_id", "actor_name", "actor_agency", "actor_roles",
     "purpose", "justification", "operation", "request_id", "break_glass", "subject_ids", "records", "detail",
 )
-# An event as one JSON object: the text PostgreSQL writes for jsonb_build_object of these
-# columns (keys shorter first, then bytewise; ", " and ": " between), put together from each
-# column's own JSON text in one concat(). Its sha256 is the event's digest, taken in Python:
-# PostgreSQL's own sha256 and string building cost four times as much on a large event.
+# An event as one JSON object: its columns in the order jsonb keeps keys (shorter first, then
+# bytewise), ", " and ": " between, each value as PostgreSQL writes it as JSON and `records` as
+# stored (migration 0004), put together in one concat(). Its sha256 is the event's digest,
+# taken in Python: PostgreSQL's own sha256 and string building cost four times as much.
 _JSON_TEXT = {"seq": "e.seq::text", "records": "e.records::text", "detail": "e.detail::text",
               "actor_roles": "to_jsonb(e.actor_roles)::text", "subject_ids": "to_jsonb(e.subject_ids)::text"}
 EVENT_TEXT = "concat('{', " + ", ', ', ".join(

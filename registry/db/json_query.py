@@ -646,13 +646,13 @@ def _disclosing(read: str, positions: list[tuple[str, tuple[str, ...]]], repeats
     else:
         per_record = f"SELECT {kinds} AS kind, id, pos FROM tags"
         disclosed = by_position("pos", fields)
-    # The list is written as text and read as jsonb once: building it value by value as jsonb
-    # cost more than the read itself. Kinds and fields are the statement's own names, and ids
-    # are the text of uuids, so nothing in it needs escaping.
+    # The list is written as text (kept as written: building it value by value as jsonb cost
+    # more than the read itself). Kinds and fields are the statement's own names, and ids are the
+    # text of uuids, so nothing in it needs escaping.
     record = f"""'{{"id": "' || id || '", "type": "' || kind || '", "fields": ' || {disclosed} || '}}'"""
     disclosure = (
         "(SELECT ARRAY(SELECT DISTINCT CAST(subject AS uuid) FROM tags ORDER BY 1) AS subject_ids,"
-        f" CAST('[' || string_agg({record}, ', ' ORDER BY kind COLLATE \"C\", id COLLATE \"C\") || ']' AS jsonb)"
+        f" CAST('[' || string_agg({record}, ', ' ORDER BY kind COLLATE \"C\", id COLLATE \"C\") || ']' AS json)"
         f" AS records FROM ({per_record}) AS per_record) AS disclosure WHERE records IS NOT NULL"
     )
     return (

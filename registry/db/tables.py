@@ -21,7 +21,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -213,7 +213,7 @@ class AuditEvent(Base):
     request_id: Mapped[str | None] = mapped_column(Text)
     break_glass: Mapped[bool] = mapped_column(nullable=False, default=False)
     subject_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)), nullable=False)
-    records: Mapped[list] = mapped_column(JSONB, nullable=False)
+    records: Mapped[list] = mapped_column(JSON, nullable=False)  # as written: migration 0004
     detail: Mapped[dict] = mapped_column(JSONB, nullable=False)
 
     __table_args__ = (
