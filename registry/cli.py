@@ -155,6 +155,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             workers=args.workers,
             log_level=settings.log_level.lower(),
             access_log=False,  # the app logs one line per request itself (app.RequestLog), without the client's address
+            proxy_headers=False,  # nor does it use that address anywhere: forwarded headers are not read
             timeout_graceful_shutdown=10,
         )
     finally:

@@ -78,6 +78,7 @@ class Policy:
         self.shared_write = dict(shared_write or {})
         self.source = source
         self._grants: dict[frozenset[str], Grants] = {}
+        self._bound: dict[Principal, Principal] = {}
 
     # ------------------------------------------------------------------ loading
 
@@ -162,8 +163,16 @@ class Policy:
         return self.grants(principal.roles)
 
     def bind(self, principal: Principal) -> Principal:
-        """The principal with the row scopes the policy grants its roles."""
-        return dataclasses.replace(principal, scopes=self.grants_for(principal).scopes)
+        """The principal with the row scopes the policy grants its roles; remembered per caller,
+        as every request binds its caller again."""
+        if principal.break_glass_subject is not None:
+            return dataclasses.replace(principal, scopes=self.grants_for(principal).scopes)
+        bound = self._bound.get(principal)
+        if bound is None:
+            if len(self._bound) >= 10_000:
+                self._bound.clear()
+            bound = self._bound[principal] = dataclasses.replace(principal, scopes=self.grants_for(principal).scopes)
+        return bound
 
     def readers(self, type_name: str, field: str) -> tuple[str, ...]:
         """The roles that may read Type.field (all roles for a shared field), in ROLES order."""
