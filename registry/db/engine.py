@@ -46,9 +46,9 @@ class ReadPool:
     """Plain driver connections for compiled reads: one statement and one audit insert per
     request need none of the ORM, and skipping it is most of their cost in Python.
 
-    Handed out first come, first served: asyncpg's own pool lets a request that arrives just as a
-    connection is released take it before the requests already waiting (at concurrency 64, a
-    twentieth of the requests took three times the median), and its bookkeeping cost twice the
+    Handed out first come, first served. Not asyncpg's pool: it let a request that arrived just
+    as a connection was released take it before the requests already waiting (at concurrency 64,
+    a twentieth of the requests took three times the median), and its bookkeeping cost twice the
     CPU of a whole round trip. A connection comes back only in the state it was lent in: one
     left in a transaction, or whose request ended in an exception, is closed instead."""
 
