@@ -110,10 +110,13 @@ async def _authenticate(header: str, services: Any):
         ) from None
 
 
+def _too_large(max_bytes: int) -> Answer:
+    return Answer(413, f"request body larger than {max_bytes} bytes", "QUERY_TOO_COMPLEX")
+
+
 async def _read_body(receive: Any, declared: str | None, max_bytes: int) -> Any:
-    too_large = Answer(413, f"request body larger than {max_bytes} bytes", "QUERY_TOO_COMPLEX")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise too_large
+        raise _too_large(max_bytes)
     raw = b""
     while True:
         message = await receive()
@@ -121,7 +124,7 @@ async def _read_body(receive: Any, declared: str | None, max_bytes: int) -> Any:
             raise Answer(400, "the client went away", "BAD_USER_INPUT")
         raw += message.get("body", b"")
         if len(raw) > max_bytes:
-            raise too_large
+            raise _too_large(max_bytes)
         if not message.get("more_body", False):
             break
     try:
