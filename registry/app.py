@@ -11,10 +11,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
-import asyncpg
 import httpx
 import orjson
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -24,15 +22,18 @@ from starlette.routing import Route
 
 from registry.access.identity import DevelopmentIssuer, TokenVerifier, build_verifier
 from registry.access.policy import POLICY_PATH, Policy
+from registry.api.admission import Admission
 from registry.api.compiler import Compiler
-from registry.api.http import GraphQLRoute, json_response
+from registry.api.http import GraphQLRoute, internal, json_response
 from registry.api.documents import TrustedDocuments
 from registry.api.limits import QueryLimits, RateLimiter
 from registry.api.schema import RegistrySchema, build_schema
 from registry.audit.chain import run_sealer
 from registry.config import Settings, get_settings
-from registry.db.engine import create_engine, create_read_pool, create_sessionmaker
-from registry.db.migrate import migrations_current, upgrade
+from registry.db.engine import ReadPool, connector, create_engine, create_read_pool, create_sessionmaker
+from registry.db.failures import log_failure
+from registry.db.health import DatabaseHealth
+from registry.db.migrate import migration_heads, upgrade
 
 log = logging.getLogger("registry.app")
 
@@ -52,23 +53,31 @@ class Services:
     limits: QueryLimits
     documents: TrustedDocuments
     compiler: Compiler
-    reads: asyncpg.Pool
+    reads: ReadPool
+    health: DatabaseHealth
+    admission: Admission
+    migration_heads: str
 
 
 async def healthz(request: Request) -> Response:
     return json_response({"status": "ok"})
 
 
+READY_TIMEOUT = 0.8  # seconds: a probe answers within one second, whatever the database does
+_CURRENT = "SELECT string_agg(version_num, ',' ORDER BY version_num) FROM alembic_version"
+
+
 async def readyz(request: Request) -> Response:
+    """Ready when the database answers within the probe's time and its schema is current; never
+    waits on the request pools (they may be full of requests waiting on a frozen database)."""
     services: Services = request.app.state.services
     try:
-        async with services.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-            current = await conn.run_sync(migrations_current)
+        if not services.health.available:
+            raise TimeoutError
+        current = await services.health.fetchval(_CURRENT, min(READY_TIMEOUT, services.health.timeout))
     except Exception:  # noqa: BLE001 - any failure means not ready
-        log.warning("readiness check: database unreachable")
         return json_response({"status": "unavailable", "database": "unreachable"}, 503)
-    if not current:
+    if current != services.migration_heads:
         return json_response({"status": "unavailable", "database": "migrations pending"}, 503)
     return json_response({"status": "ready"})
 
@@ -84,7 +93,9 @@ async def dev_jwks(request: Request) -> Response:
 
 
 class RequestLog:
-    """Gives every request an id (echoed in X-Request-Id) and logs one line: no bodies, no tokens."""
+    """Gives every request an id (echoed in X-Request-Id) and logs one line: no bodies, no tokens.
+    It is also the last resort: an exception that escaped everything inside becomes a JSON
+    INTERNAL answer with the request id, never the ASGI server's bare 500."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -96,7 +107,7 @@ class RequestLog:
         rid = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
         started = time.perf_counter()
-        status = 500
+        status = 0
 
         async def send_with_id(message: dict) -> None:
             nonlocal status
@@ -107,6 +118,12 @@ class RequestLog:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:  # noqa: BLE001 - see the class docstring
+            log_failure(log, "request failed", exc, rid)
+            if status:  # the answer had begun: the server can only close the connection
+                raise
+            answer = internal(rid)
+            await Response(answer.body, answer.status, media_type="application/json")(scope, receive, send_with_id)
         finally:
             if log.isEnabledFor(logging.INFO):
                 ms = round((time.perf_counter() - started) * 1000, 1)
@@ -159,7 +176,15 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     documents=documents,
                     compiler=Compiler(schema._schema, limits, enabled=settings.compile_queries),
                     reads=await create_read_pool(url, settings),
+                    health=DatabaseHealth(connector(url, settings), settings.database_timeout_seconds),
+                    admission=Admission(
+                        settings.running_requests, settings.waiting_requests, settings.queue_timeout_seconds
+                    ),
+                    migration_heads=migration_heads(),
                 )
+                services = app.state.services
+                services.health.on_down(services.reads.clear)
+                services.health.start()
                 # The sealer has its own connection: it never waits for, nor delays, a request.
                 sealer_engine = create_engine(url, settings, pool_size=1)
                 sealer = asyncio.create_task(run_sealer(sealer_engine, settings.audit_seal_interval_seconds))
@@ -175,7 +200,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     with contextlib.suppress(asyncio.CancelledError):
                         await sealer
                     await sealer_engine.dispose()
-                    await app.state.services.reads.close()
+                    await services.health.close()
+                    await services.reads.close()
             finally:
                 await engine.dispose()
                 if embedded:

@@ -23,6 +23,25 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     statement_timeout_ms: int = 15_000
 
+    # Failing safe (README "Reliability"). The database must accept a connection, or answer a
+    # health ping, within `database_timeout_seconds`; otherwise requests get UNAVAILABLE (503).
+    database_timeout_seconds: float = 1.0
+    # No request takes longer than this end to end (above the statement timeout, which ends a
+    # long read first with QUERY_TOO_COMPLEX).
+    request_deadline_seconds: float = 20.0
+    # Per worker: requests running at once (None: the pool size) and waiting for a turn (None:
+    # eight times the pool size); beyond them, or after waiting `queue_timeout_seconds`, OVERLOADED.
+    max_running_requests: int | None = None
+    max_waiting_requests: int | None = None
+    queue_timeout_seconds: float = 5.0
+    retry_after_seconds: int = 2
+    # HTTP hygiene: request headers (count and total bytes, 431 beyond), and how long a client
+    # may take to send them and its body (the connection is closed, or 408 for a body).
+    max_header_count: int = 64
+    max_header_bytes: int = 16 * 1024
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 10.0
+
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = None  # base URL clients use; defaults to http://host:port
@@ -72,6 +91,14 @@ class Settings(BaseSettings):
     @property
     def introspection_allowed(self) -> bool:
         return not self.production if self.introspection is None else self.introspection
+
+    @property
+    def running_requests(self) -> int:
+        return self.max_running_requests or self.db_pool_size
+
+    @property
+    def waiting_requests(self) -> int:
+        return self.db_pool_size * 8 if self.max_waiting_requests is None else self.max_waiting_requests
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -46,6 +46,7 @@ from registry.api.field_guard import DISCLOSED_TYPES, refusal
 from registry.api.limits import QueryLimits, cost_errors
 from registry.api.purpose_guard import declared
 from registry.db import json_query as jq
+from registry.db.failures import log_failure
 from registry.domain.errors import RegistryError
 from registry.domain.pages import MAX_PAGE_SIZE, decode_cursor
 
@@ -126,8 +127,8 @@ class Compiler:
             plan = _compile(self.schema, query, operation_name, ctx)
         except (jq.Unsupported, Fallback, ValueError):
             plan = None
-        except Exception:  # noqa: BLE001 - a compiler fault must not fail the request: resolvers it is
-            log.exception("could not compile a read operation; it stays with the resolvers")
+        except Exception as exc:  # noqa: BLE001 - a compiler fault must not fail the request: resolvers it is
+            log_failure(log, "could not compile a read operation; it stays with the resolvers", exc)
             plan = None
         self._plans[key] = plan
         if len(self._plans) > CACHE_SIZE:

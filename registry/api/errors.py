@@ -1,7 +1,8 @@
 """One place that turns failures into GraphQL errors with a stable `extensions.code`.
 
 Expected failures keep their message; anything else is masked as INTERNAL with the request
-id, and logged in full on the server only. No message suggests names ("Did you mean ...?"):
+id, and logged on the server by its type, SQLSTATE and stack only: an exception's message can
+carry the values it failed on (a name, a date of birth), so it is never logged. No message suggests names ("Did you mean ...?"):
 a suggestion could name a field the caller's role may not read.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
+from registry.db.failures import log_failure
 from registry.domain.errors import RegistryError
 
 log = logging.getLogger("registry.errors")
@@ -27,6 +29,8 @@ CODES = {
     "QUERY_TOO_COMPLEX",
     "PERSISTED_QUERY_NOT_FOUND",
     "RATE_LIMITED",
+    "UNAVAILABLE",
+    "OVERLOADED",
     "INTERNAL",
 }
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?", re.DOTALL)
@@ -57,7 +61,7 @@ def format_error(err: GraphQLError, request_id: str) -> tuple[dict[str, Any], bo
         out["message"] = "the query ran longer than the statement timeout and was cancelled; ask for less"
         out["extensions"] = {"code": "QUERY_TOO_COMPLEX", "limit": "statement_timeout", "requestId": request_id}
         return out, True  # the transaction is aborted: nothing is kept, nothing is returned
-    log.error("unexpected error (request %s)", request_id, exc_info=original)
+    log_failure(log, "unexpected error", original, request_id)
     out["message"] = f"Internal error; quote request id {request_id} to the registry's operators"
     out["extensions"] = {"code": "INTERNAL", "requestId": request_id}
     return out, True

@@ -1,9 +1,11 @@
 """The /graphql endpoint: authenticate, bound the request, execute in one transaction, answer.
 
-Nothing is executed for a request without a valid bearer token (HTTP 401), a body over the
-size limit (HTTP 413), a batch over the batch limit, or a document that is not trusted (in
-trusted-documents mode, api.documents); a request whose execution hit an unexpected error
-writes nothing. The other limits are checked by the schema before execution (api.limits).
+Nothing is executed for a request without a valid bearer token (HTTP 401), a body that is not
+JSON (415), over the size limit (413) or too slow to arrive (408), a batch over the batch
+limit, or a document that is not trusted (in trusted-documents mode, api.documents); a request
+whose execution hit an unexpected error writes nothing. A worker running and queueing all it
+may answers OVERLOADED, and a database that is gone or does not answer in time UNAVAILABLE
+(both 503 with Retry-After, api.admission and db.health), in bounded time. The other limits are checked by the schema before execution (api.limits).
 A read the compiler has learned runs as one statement on a plain driver connection, which writes
 the audit event too unless the read is large (api.compiler); everything else through the
 resolvers. Either way the audit events are written in the same transaction, and the answer is
@@ -12,6 +14,7 @@ sent only once they are committed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -22,10 +25,12 @@ from starlette.responses import Response
 from strawberry.http.ides import get_graphql_ide_html
 
 from registry.access.identity import InvalidToken
+from registry.api.admission import Overloaded
 from registry.api.context import Context
 from registry.api.documents import Refused
 from registry.api.errors import deduplicate, error, format_error
 from registry.audit import trail
+from registry.db.failures import DatabaseUnavailable, log_failure, unreachable
 
 log = logging.getLogger("registry.http")
 
@@ -38,12 +43,24 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 
 class Answer(Exception):
-    """An HTTP answer decided before any operation runs (401, 405, 413, a malformed body)."""
+    """An HTTP answer that replaces the operations' results (401, 405, 408, 413, 415, 503, a
+    malformed body)."""
 
-    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, code: str, headers: dict[str, str] | None = None, **extensions: Any
+    ) -> None:
         super().__init__(message)
         self.status, self.headers = status, headers or {}
-        self.body = orjson.dumps({"errors": [error(message, code)]})
+        self.body = orjson.dumps({"errors": [error(message, code, **extensions)]})
+
+
+def unavailable(code: str, message: str, rid: str, retry_after: int) -> Answer:
+    """503 for a request the service could not serve now: nothing it knows of was changed."""
+    return Answer(503, message, code, {"Retry-After": str(retry_after)}, requestId=rid, retryAfter=retry_after)
+
+
+def internal(rid: str) -> Answer:
+    return Answer(500, f"Internal error; quote request id {rid} to the registry's operators", "INTERNAL", requestId=rid)
 
 
 class GraphQLRoute:
@@ -63,9 +80,14 @@ class GraphQLRoute:
         if scope["method"] == "GET" and "text/html" in headers.get("accept", "") and services.limits.introspection:
             await _send(send, 200, get_graphql_ide_html().encode(), b"text/html; charset=utf-8")  # development only
             return
+        rid = scope.setdefault("state", {}).setdefault("request_id", uuid.uuid4().hex)
         try:
-            status, body, extra = 200, await _answer(scope, receive, headers, services), {}
+            status, body, extra = 200, await _answer(scope, receive, headers, services, rid), {}
         except Answer as answer:
+            status, body, extra = answer.status, answer.body, answer.headers
+        except Exception as exc:  # noqa: BLE001 - the contract holds for what nobody foresaw too
+            log_failure(log, "request failed", exc, rid)
+            answer = internal(rid)
             status, body, extra = answer.status, answer.body, answer.headers
         await _send(send, status, body, JSON, extra)
 
@@ -77,13 +99,27 @@ async def _send(send: Any, status: int, body: bytes, content_type: bytes, extra:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: Any) -> bytes:
-    limits = services.limits
+async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: Any, rid: str) -> bytes:
     if scope["method"] != "POST":
         raise Answer(405, "send GraphQL operations with POST", "BAD_USER_INPUT", {"Allow": "POST"})
     principal = await _authenticate(headers.get("authorization", ""), services)
-    body = await _read_body(receive, headers.get("content-length"), limits.max_body_bytes)
-    rid = scope.get("state", {}).get("request_id") or uuid.uuid4().hex
+    if headers.get("content-type", "").partition(";")[0].strip().lower() != "application/json":
+        raise Answer(415, "send the GraphQL request as Content-Type: application/json", "BAD_USER_INPUT")
+    settings = services.settings
+    body = await _read_body(receive, headers.get("content-length"), services.limits.max_body_bytes,
+                            settings.body_timeout_seconds)
+    try:
+        async with services.admission.turn():
+            return await _operations(body, headers, services, principal, rid)
+    except Overloaded:
+        message = "the service is at capacity; retry after the delay given"
+        raise unavailable("OVERLOADED", message, rid, settings.retry_after_seconds) from None
+    except DatabaseUnavailable as exc:
+        raise unavailable("UNAVAILABLE", str(exc), rid, settings.retry_after_seconds) from None
+
+
+async def _operations(body: Any, headers: dict[str, str], services: Any, principal: Any, rid: str) -> bytes:
+    limits = services.limits
     if isinstance(body, list):
         if not body:
             return orjson.dumps({"errors": [error("the batch is empty", "BAD_USER_INPUT")]})
@@ -114,19 +150,24 @@ def _too_large(max_bytes: int) -> Answer:
     return Answer(413, f"request body larger than {max_bytes} bytes", "QUERY_TOO_COMPLEX")
 
 
-async def _read_body(receive: Any, declared: str | None, max_bytes: int) -> Any:
+async def _read_body(receive: Any, declared: str | None, max_bytes: int, timeout: float) -> Any:
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
     raw = b""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise Answer(400, "the client went away", "BAD_USER_INPUT")
-        raw += message.get("body", b"")
-        if len(raw) > max_bytes:
-            raise _too_large(max_bytes)
-        if not message.get("more_body", False):
-            break
+    try:
+        async with asyncio.timeout(timeout):  # a client that dribbles its body holds nothing long
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise Answer(400, "the client went away", "BAD_USER_INPUT")
+                raw += message.get("body", b"")
+                if len(raw) > max_bytes:
+                    raise _too_large(max_bytes)
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        raise Answer(408, f"the body did not arrive within {timeout:g} s", "BAD_USER_INPUT",
+                     {"Connection": "close"}) from None
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -148,7 +189,8 @@ async def _resolve(services: Any, ctx: Context, query: str, operation_name: str 
 
 
 async def _execute(headers: dict[str, str], services: Any, principal: Any, op: Any, rid: str) -> dict[str, Any]:
-    """One operation, one transaction: committed only if nothing unexpected happened."""
+    """One operation, one transaction: committed only if nothing unexpected happened, and within
+    the request deadline (DatabaseUnavailable past it, or as soon as the database is found down)."""
     if not isinstance(op, dict):
         return {"errors": [error("the request has no query", "BAD_USER_INPUT")]}
     try:
@@ -159,30 +201,91 @@ async def _execute(headers: dict[str, str], services: Any, principal: Any, op: A
     if variables is not None and not isinstance(variables, dict):
         return {"errors": [error("variables must be an object", "BAD_USER_INPUT")]}
     operation_name = op.get("operationName") if isinstance(op.get("operationName"), str) else None
-    ctx = Context(
-        principal=principal,
-        policy=services.policy,
-        session=None,
-        request_id=rid,
-        purpose=headers.get("registry-purpose"),
-        justification=headers.get("registry-justification"),
-        lookups=services.lookups,
-        operation=operation_name,
-    )
-    compiled = services.compiler.bind(query, operation_name, ctx, variables or {})
-    if compiled is not None:  # one statement (and the audit insert), on a plain driver connection
-        async with services.reads.acquire() as connection:
-            transaction = _OneStatement() if compiled.one_statement else connection.transaction()
-            await transaction.start()
-            try:
-                data, errors = await compiled.run(ctx, connection)
-            except Exception as exc:  # noqa: BLE001 - reported like a resolver's failure
-                data, errors = None, [GraphQLError(str(exc), original_error=exc)]
-            return await _finish(ctx, connection, transaction, data, errors)
-    async with services.sessions() as session:
+
+    def context() -> Context:
+        return Context(
+            principal=principal,
+            policy=services.policy,
+            session=None,
+            request_id=rid,
+            purpose=headers.get("registry-purpose"),
+            justification=headers.get("registry-justification"),
+            lookups=services.lookups,
+            operation=operation_name,
+        )
+
+    ctx = context()
+    async with services.health.deadline(services.settings.request_deadline_seconds):
+        compiled = services.compiler.bind(query, operation_name, ctx, variables or {})
+        if compiled is None:
+            return await _run_resolvers(services, ctx, query, operation_name, variables or {})
+        try:
+            return await _run_compiled(services, ctx, compiled)
+        except _ConnectionLost:  # before any answer came back: once more, on a new connection
+            services.health.suspect()
+            return await _run_compiled(services, context(), compiled, fresh=True)
+
+
+NOT_CHANGED = "the database is unavailable; nothing was changed; retry after the delay given"
+
+
+class _ConnectionLost(Exception):
+    """A compiled read's connection failed under it; the read can be tried again."""
+
+
+def _lost(errors: list) -> bool:
+    """Whether an error says the database, not the request, failed (then it is not reported as is)."""
+    return any(err.original_error is not None and unreachable(err.original_error) for err in errors)
+
+
+async def _run_compiled(services: Any, ctx: Context, compiled: Any, *, fresh: bool = False) -> dict[str, Any]:
+    """One statement (and the audit insert), on a plain driver connection."""
+    async with services.reads.acquire(fresh=fresh) as connection:
+        transaction = _OneStatement() if compiled.one_statement else connection.transaction()
+        await transaction.start()
+        try:
+            data, errors = await compiled.run(ctx, connection)
+        except Exception as exc:  # noqa: BLE001 - reported like a resolver's failure
+            data, errors = None, [GraphQLError(str(exc), original_error=exc)]
+        if _lost(errors):  # leaving by an exception: the pool closes this connection
+            if fresh:
+                services.health.suspect()
+                raise DatabaseUnavailable(NOT_CHANGED)
+            raise _ConnectionLost()
+        return await _finish(ctx, connection, transaction, data, errors)
+
+
+async def _run_resolvers(services: Any, ctx: Context, query: str, operation_name: str | None,
+                         variables: dict) -> dict[str, Any]:
+    """Through the resolvers, on an ORM session. A session whose database failed or did not
+    answer in time is discarded in the background: closing it could wait on that database."""
+    session = services.sessions()
+    try:
         ctx.session = session
-        data, errors = await _resolve(services, ctx, query, operation_name, variables or {})
-        return await _finish(ctx, session, session, data, errors)
+        data, errors = await _resolve(services, ctx, query, operation_name, variables)
+        if _lost(errors):
+            services.health.suspect()
+            raise DatabaseUnavailable(NOT_CHANGED)
+        response = await _finish(ctx, session, session, data, errors)
+    except BaseException:
+        _discard(session)
+        raise
+    await session.close()
+    return response
+
+
+_discarding: set[asyncio.Task] = set()
+
+
+def _discard(session: Any) -> None:
+    task = asyncio.get_running_loop().create_task(session.invalidate())
+    _discarding.add(task)
+    task.add_done_callback(_discarding.discard)
+
+
+COMMIT_UNKNOWN = (
+    "the database failed while the change was being committed: read the record back before retrying"
+)
 
 
 class _OneStatement:
@@ -221,8 +324,10 @@ async def _finish(ctx: Context, statements: Any, transaction: Any, data: Any, er
                 break_glass=ctx.break_glass,
             )
             await transaction.commit()
-    except Exception:  # audit or commit failed: nothing was written, nothing is returned
-        log.exception("audit write or commit failed (request %s)", rid)
+    except Exception as exc:  # audit or commit failed: nothing was written, nothing is returned
+        if unreachable(exc):
+            raise DatabaseUnavailable(COMMIT_UNKNOWN) from None
+        log_failure(log, "audit write or commit failed", exc, rid)
         await transaction.rollback()
         return {"data": None, "errors": [error(f"Internal error; quote request id {rid}", "INTERNAL", requestId=rid)]}
     # A request that failed unexpectedly wrote no audit event, so it returns no data either.

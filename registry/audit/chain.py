@@ -20,6 +20,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from registry.db.failures import log_failure
+
 log = logging.getLogger(__name__)
 
 SEALER_LOCK = 727_275
@@ -172,8 +174,8 @@ async def run_sealer(engine: AsyncEngine, interval: float) -> None:
             _, seen = await _seal_rounds(engine, seen)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - keep sealing; verify reports the unsealed tail meanwhile
-            log.exception("audit sealer round failed")
+        except Exception as exc:  # noqa: BLE001 - keep sealing; verify reports the unsealed tail meanwhile
+            log_failure(log, "audit sealer round failed", exc)
             seen = None  # read the whole window again
         await asyncio.sleep(interval)
 

@@ -61,10 +61,24 @@ class ReadPool:
         """One connection now, so that a database out of reach stops the start."""
         self._idle.append(await self._connect())
 
+    def clear(self) -> None:
+        """Drop the idle connections (the database went away: they would fail their next use)."""
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.terminate()
+
     @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+    async def acquire(self, *, fresh: bool = False) -> AsyncIterator[asyncpg.Connection]:
+        """A connection for one request: an idle one that is still open, or a new one (`fresh`:
+        always new, for a read retried after its connection failed)."""
         async with self._turns:
-            connection = self._idle.pop() if self._idle else await self._connect()
+            connection = None
+            while self._idle and not fresh and connection is None:
+                candidate = self._idle.pop()
+                if candidate.is_closed():  # its server went away since: never lent again
+                    continue
+                connection = candidate
+            connection = connection or await self._connect()
             try:
                 yield connection
             except BaseException:
@@ -78,12 +92,18 @@ class ReadPool:
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for connection in idle:
-            await connection.close()
+            await connection.close(timeout=2)
+
+
+def connector(url: str, settings: Settings) -> Callable[[], Awaitable[asyncpg.Connection]]:
+    """A new plain driver connection as the service works, given up after the database timeout."""
+    dsn, server_settings = sync_url(url), _server_settings(settings, as_owner=False)
+    timeout = settings.database_timeout_seconds
+    return lambda: asyncpg.connect(dsn, server_settings=server_settings, timeout=timeout)
 
 
 async def create_read_pool(url: str, settings: Settings) -> ReadPool:
-    dsn, server_settings = sync_url(url), _server_settings(settings, as_owner=False)
-    pool = ReadPool(lambda: asyncpg.connect(dsn, server_settings=server_settings), settings.db_pool_size)
+    pool = ReadPool(connector(url, settings), settings.db_pool_size)
     await pool.open()
     return pool
 
@@ -91,13 +111,19 @@ async def create_read_pool(url: str, settings: Settings) -> ReadPool:
 def create_engine(url: str, settings: Settings, *, as_owner: bool = False, pool_size: int | None = None) -> AsyncEngine:
     """The service's engine (working as `settings.database_role`), or the owner's for migrations."""
     server_settings = _server_settings(settings, as_owner)
+    connect_args: dict = {"server_settings": server_settings}
+    if not as_owner:  # an operator's command may wait for a busy server; a request may not
+        connect_args["timeout"] = settings.database_timeout_seconds
     return create_async_engine(
         async_url(url),
         json_serializer=_json_text,
         json_deserializer=orjson.loads,
         pool_size=pool_size or (1 if as_owner else settings.db_pool_size),
         max_overflow=0,
-        connect_args={"server_settings": server_settings},
+        pool_timeout=settings.queue_timeout_seconds,
+        pool_pre_ping=True,  # a connection that outlived a database restart is replaced, not used
+        hide_parameters=True,  # a failed statement's values (names, dates of birth) never reach a log
+        connect_args=connect_args,
     )
 
 

@@ -33,6 +33,11 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await conn.run_sync(_upgrade, revision)
 
 
+def migration_heads() -> str:
+    """The head revisions, as the readiness check compares them with `alembic_version`."""
+    return ",".join(sorted(ScriptDirectory.from_config(alembic_config()).get_heads()))
+
+
 def migrations_current(connection: Connection) -> bool:
     heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
     return set(MigrationContext.configure(connection).get_current_heads()) == heads
