@@ -115,11 +115,16 @@ def _access_refusal(settings: Settings) -> str | None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from registry.api.protocol import PATH as BOUNDED_HTTP
+    from registry.db.embedded import EmbeddedInUse
     from registry.db.server import embedded_database
 
     # SIGTERM ends like Ctrl-C: uvicorn re-raises it after its graceful shutdown, and its default
-    # action would kill the process before the embedded server below is stopped.
+    # action would kill the process before the embedded server below is stopped. SIGHUP (the
+    # terminal closed) ends like SIGTERM. (With --workers, uvicorn's supervisor takes SIGHUP to
+    # restart its workers; the embedded server's reaper stops it whenever this process is gone.)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, lambda *_: signal.raise_signal(signal.SIGTERM))
     settings = settings.model_copy(update={"host": args.host, "port": args.port})
     refusal = _access_refusal(settings)
     if refusal:
@@ -129,7 +134,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     embedded = None
     if not settings.database_url:
         # Started here, once, so that every worker process shares the one server.
-        embedded, url = asyncio.run(embedded_database(settings))
+        try:
+            embedded, url = asyncio.run(embedded_database(settings, exclusive=True))
+        except EmbeddedInUse as exc:
+            print(f"registry: refusing to start: {exc}", file=sys.stderr)
+            return 2
         os.environ["REGISTRY_DATABASE_URL"] = url
         settings = settings.model_copy(update={"database_url": url})
     try:
@@ -157,6 +166,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             access_log=False,  # the app logs one line per request itself (app.RequestLog), without the client's address
             proxy_headers=False,  # nor does it use that address anywhere: forwarded headers are not read
             timeout_graceful_shutdown=10,
+            http=BOUNDED_HTTP,  # request headers bounded in count, size and time (api.protocol)
         )
     finally:
         if embedded:

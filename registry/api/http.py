@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import Response
 from strawberry.http.ides import get_graphql_ide_html
 
@@ -215,15 +216,27 @@ async def _execute(headers: dict[str, str], services: Any, principal: Any, op: A
         )
 
     ctx = context()
-    async with services.health.deadline(services.settings.request_deadline_seconds):
+    deadline = services.settings.request_deadline_seconds
+    try:
         compiled = services.compiler.bind(query, operation_name, ctx, variables or {})
         if compiled is None:
-            return await _run_resolvers(services, ctx, query, operation_name, variables or {})
-        try:
-            return await _run_compiled(services, ctx, compiled)
-        except _ConnectionLost:  # before any answer came back: once more, on a new connection
-            services.health.suspect()
-            return await _run_compiled(services, context(), compiled, fresh=True)
+            work = _run_resolvers(services, ctx, query, operation_name, variables or {})
+            return await services.health.within(work, deadline)
+        async with services.health.deadline(deadline):  # a driver connection cleans up without waiting
+            try:
+                return await _run_compiled(services, ctx, compiled)
+            except _ConnectionLost:  # before any answer came back: once more, on a new connection
+                services.health.suspect()
+                return await _run_compiled(services, context(), compiled, fresh=True)
+    except (DatabaseUnavailable, _ConnectionLost):
+        raise
+    except PoolTimeout:
+        raise Overloaded("no database connection free in time") from None
+    except Exception as exc:
+        if not unreachable(exc):  # e.g. no connection could be made: the database is gone
+            raise
+        services.health.suspect()
+        raise DatabaseUnavailable(NOT_CHANGED) from None
 
 
 NOT_CHANGED = "the database is unavailable; nothing was changed; retry after the delay given"
@@ -242,14 +255,13 @@ async def _run_compiled(services: Any, ctx: Context, compiled: Any, *, fresh: bo
     """One statement (and the audit insert), on a plain driver connection."""
     async with services.reads.acquire(fresh=fresh) as connection:
         transaction = _OneStatement() if compiled.one_statement else connection.transaction()
-        await transaction.start()
         try:
+            await transaction.start()
             data, errors = await compiled.run(ctx, connection)
         except Exception as exc:  # noqa: BLE001 - reported like a resolver's failure
             data, errors = None, [GraphQLError(str(exc), original_error=exc)]
         if _lost(errors):  # leaving by an exception: the pool closes this connection
             if fresh:
-                services.health.suspect()
                 raise DatabaseUnavailable(NOT_CHANGED)
             raise _ConnectionLost()
         return await _finish(ctx, connection, transaction, data, errors)

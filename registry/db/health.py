@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, TypeVar
 
 import asyncpg
 
@@ -22,6 +22,15 @@ from registry.db.failures import DatabaseUnavailable
 log = logging.getLogger(__name__)
 
 _RECOVERY_INTERVAL = 0.25
+LATE = "the database did not answer in time; if this was a change, read the record back before retrying"
+T = TypeVar("T")
+_cleaning_up: set[asyncio.Task] = set()
+
+
+def _cleaned_up(task: asyncio.Task) -> None:
+    _cleaning_up.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a failure after the answer was given is no news
 
 
 class DatabaseHealth:
@@ -33,7 +42,8 @@ class DatabaseHealth:
         self.available = True
         self._connection: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()  # one statement at a time on the health connection
-        self._deadlines: dict[asyncio.Timeout, float] = {}
+        self._deadlines: dict[asyncio.Timeout, float] = {}  # when each request began waiting
+        self._waiting: dict[asyncio.Future, float] = {}
         self._on_down: list[Callable[[], None]] = []
         self._check: asyncio.Task | None = None
         self._watch: asyncio.Task | None = None
@@ -58,9 +68,9 @@ class DatabaseHealth:
     @contextlib.asynccontextmanager
     async def deadline(self, seconds: float) -> AsyncIterator[None]:
         """Run the block for at most `seconds`, or less if the database is found down meanwhile;
-        then DatabaseUnavailable. Refused at once while it is known down."""
-        if not self.available:
-            raise DatabaseUnavailable("the database is unavailable; nothing was changed; retry after the delay given")
+        then DatabaseUnavailable. Refused at once while it is known down. For work whose clean-up
+        after a cancellation does not wait on the database (see `within` for the rest)."""
+        self._refuse_if_down()
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(seconds) as timeout:
@@ -70,9 +80,31 @@ class DatabaseHealth:
                 finally:
                     del self._deadlines[timeout]
         except TimeoutError:
-            raise DatabaseUnavailable(
-                "the database did not answer in time; if this was a change, read the record back before retrying"
-            ) from None
+            raise DatabaseUnavailable(LATE) from None
+
+    async def within(self, work: Coroutine[Any, Any, T], seconds: float) -> T:
+        """`work`'s result within `seconds`, or sooner DatabaseUnavailable if the database is found
+        down meanwhile. The work runs as a task of its own: once cancelled, its clean-up (a
+        rollback to a savepoint, say) may wait on a frozen database, and goes on in the background
+        while the client has its answer."""
+        self._refuse_if_down()
+        task = asyncio.ensure_future(work)
+        answered = asyncio.get_running_loop().create_future()
+        self._waiting[answered] = asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait((task, answered), timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            del self._waiting[answered]
+        if task.done():
+            return task.result()
+        task.cancel()
+        _cleaning_up.add(task)
+        task.add_done_callback(_cleaned_up)
+        raise DatabaseUnavailable(LATE)
+
+    def _refuse_if_down(self) -> None:
+        if not self.available:
+            raise DatabaseUnavailable("the database is unavailable; nothing was changed; retry after the delay given")
 
     def suspect(self) -> None:
         """A request met a connection failure: ping now (once at a time) to tell a dead pooled
@@ -115,6 +147,9 @@ class DatabaseHealth:
         now = asyncio.get_running_loop().time()
         for timeout in list(self._deadlines):
             timeout.reschedule(now)  # the requests waiting on it answer now
+        for answered in list(self._waiting):
+            if not answered.done():
+                answered.set_result(None)
         for callback in self._on_down:
             callback()
         self._recovery = asyncio.create_task(self._recover())
@@ -131,6 +166,7 @@ class DatabaseHealth:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(_RECOVERY_INTERVAL)
-            if self.available and self._deadlines and min(self._deadlines.values()) < loop.time() - self.timeout:
+            started = [*self._deadlines.values(), *self._waiting.values()]
+            if self.available and started and min(started) < loop.time() - self.timeout:
                 if self._check is None or self._check.done():
                     self._check = asyncio.create_task(self._verify())

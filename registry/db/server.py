@@ -14,9 +14,10 @@ from registry.db.engine import sync_url
 EMBEDDED_DATABASE = "registry"
 
 
-async def embedded_database(settings: Settings) -> tuple[EmbeddedPostgres, str]:
-    """Start (or reuse) the embedded server and return it with the registry database's URL."""
-    embedded = EmbeddedPostgres(settings.data_dir)
+async def embedded_database(settings: Settings, *, exclusive: bool = False) -> tuple[EmbeddedPostgres, str]:
+    """Start (or reuse) the embedded server and return it with the registry database's URL
+    (`exclusive`: refuse one another live process owns)."""
+    embedded = EmbeddedPostgres(settings.data_dir, exclusive=exclusive)
     server_url = await asyncio.to_thread(embedded.start)
     url = make_url(server_url).set(database=EMBEDDED_DATABASE).render_as_string(hide_password=False)
     await ensure_database(url)
