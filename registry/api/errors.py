@@ -33,6 +33,14 @@ CODES = {
     "OVERLOADED",
     "INTERNAL",
 }
+# What a client may be told, as the schema's root types say it (README "Errors").
+CODES_DESCRIPTION = (
+    "Every error carries `extensions.code`: UNAUTHENTICATED (HTTP 401), FORBIDDEN, PURPOSE_REQUIRED, "
+    "NOT_FOUND, CONFLICT, BAD_USER_INPUT, QUERY_TOO_COMPLEX, PERSISTED_QUERY_NOT_FOUND, RATE_LIMITED, "
+    "UNAVAILABLE (HTTP 503 with Retry-After: the database is out of reach or did not answer in time), "
+    "OVERLOADED (HTTP 503 with Retry-After: the service sheds load; nothing was started) or INTERNAL "
+    "(with `extensions.requestId`)."
+)
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?", re.DOTALL)
 
 

@@ -21,6 +21,7 @@ from registry.api.types import (
 )
 from registry.api import audit
 from registry.api.audit import ReviewBreakGlassInput, ReviewBreakGlassPayload
+from registry.api.errors import CODES_DESCRIPTION
 from registry.domain import assessments, notes, referrals, subjects
 
 UNSET = strawberry.UNSET
@@ -167,7 +168,7 @@ async def _transition(info: Info, input: ReferralTransitionInput, step: str) -> 
     return ReferralPayload(referral=Referral.from_row(row))
 
 
-@strawberry.type(description="Changes to the registry. Each mutation is one transaction.")
+@strawberry.type(description="Changes to the registry. Each mutation is one transaction. " + CODES_DESCRIPTION)
 class Mutation:
     @mutation("Register a subject (one file per child: a known national number is a CONFLICT).")
     async def create_subject(self, info: Info, input: CreateSubjectInput) -> SubjectPayload:

@@ -28,6 +28,7 @@ from registry.api.types import (
 )
 from registry.api import audit
 from registry.api.audit import AuditEventConnection, AuditEventFilter
+from registry.api.errors import CODES_DESCRIPTION
 from registry.domain import lookup, referrals, subjects
 
 
@@ -65,7 +66,9 @@ def _permissions(grants: Grants) -> Permissions:
     )
 
 
-@strawberry.type(description="Read access to the registry. Fields the caller may not call resolve to null.")
+@strawberry.type(
+    description="Read access to the registry. Fields the caller may not call resolve to null. " + CODES_DESCRIPTION
+)
 class Query:
     @strawberry.field(description="The caller: identity, roles and what they may do.")
     def me(self, info: Info) -> Me:
