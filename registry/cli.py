@@ -167,6 +167,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             proxy_headers=False,  # nor does it use that address anywhere: forwarded headers are not read
             timeout_graceful_shutdown=10,
             http=BOUNDED_HTTP,  # request headers bounded in count, size and time (api.protocol)
+            timeout_keep_alive=settings.keep_alive_seconds,
         )
     finally:
         if embedded:

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     max_header_bytes: int = 16 * 1024
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 10.0
+    # An idle connection is closed after this: longer than clients keep theirs (httpx: 5 s), or a
+    # request sent on a connection the server is closing at that instant is reset unanswered.
+    keep_alive_seconds: float = 15.0
 
     host: str = "127.0.0.1"
     port: int = 8000

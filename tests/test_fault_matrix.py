@@ -29,9 +29,11 @@ from registry.domain.national_number import check_digits
 from served import ControlledPostgres, Served
 
 DATABASE_TIMEOUT, QUEUE_TIMEOUT, HEADER_TIMEOUT = 1.0, 3.0, 5.0
-# The longest any answer may take while the database fails: the queue, then the health ping's
-# two timeouts and its poll, plus a margin for a 2-core machine running all of it.
-ANSWER_BOUND = QUEUE_TIMEOUT + 2 * DATABASE_TIMEOUT + 0.25 + 3.0
+# The longest an answer may take while the database fails: the health ping's two timeouts and its
+# poll, plus a margin for a 2-core machine running all of it. Under overload, the request deadline
+# (the client's own share of the CPU counts in what it measures).
+FAULT_BOUND = 2 * DATABASE_TIMEOUT + 0.25 + 3.0
+OVERLOAD_BOUND = 20.0
 READY_BOUND, RECOVERY_BOUND = 1.0, 5.0
 DOCUMENTED = {"UNAUTHENTICATED", "FORBIDDEN", "PURPOSE_REQUIRED", "NOT_FOUND", "CONFLICT", "BAD_USER_INPUT",
               "QUERY_TOO_COMPLEX", "PERSISTED_QUERY_NOT_FOUND", "RATE_LIMITED", "UNAVAILABLE", "OVERLOADED", "INTERNAL"}
@@ -78,7 +80,7 @@ class Run:
                 headers={"Authorization": f"Bearer {self.tokens[role]}", "Registry-Purpose": purpose}, timeout=30,
             )
         except httpx.TransportError as exc:
-            self.faults.append(f"{self.phase} {kind}: transport error {type(exc).__name__} after {time.monotonic() - started:.2f} s")
+            self.faults.append(f"{self.phase} {kind}: transport error {type(exc).__name__} ({exc!r} {exc.__cause__!r} {exc.__context__!r}) after {time.monotonic() - started:.2f} s")
             return None
         seconds = time.monotonic() - started
         try:
@@ -320,7 +322,7 @@ async def test_faults_get_typed_answers_in_bounded_time_and_lose_nothing(databas
     worst_ready = max(s for _, s, _ in run.ready_seconds)
     print(f"readyz: {len(run.ready_seconds)} probes, worst {worst_ready:.2f} s")
     print(f"slowloris: cut after {min(cut_after):.1f}-{max(cut_after):.1f} s")
-    assert max(worst.values()) <= ANSWER_BOUND, worst
+    assert all(seconds <= (OVERLOAD_BOUND if phase == "overload" else FAULT_BOUND) for phase, seconds in worst.items()), worst
     assert worst_ready <= READY_BOUND, sorted(run.ready_seconds, key=lambda r: -r[1])[:5]
     assert {"crash", "freeze"} <= {p for p, _, status in run.ready_seconds if status == 503}
     assert all(seconds <= RECOVERY_BOUND for seconds in recovery.values()), recovery
