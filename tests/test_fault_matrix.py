@@ -80,7 +80,7 @@ class Run:
                 headers={"Authorization": f"Bearer {self.tokens[role]}", "Registry-Purpose": purpose}, timeout=30,
             )
         except httpx.TransportError as exc:
-            self.faults.append(f"{self.phase} {kind}: transport error {type(exc).__name__} ({exc!r} {exc.__cause__!r} {exc.__context__!r}) after {time.monotonic() - started:.2f} s")
+            self.faults.append(f"{self.phase} {kind}: {exc!r} ({exc.__context__!r}) after {time.monotonic() - started:.2f} s")
             return None
         seconds = time.monotonic() - started
         try:
@@ -313,9 +313,6 @@ async def test_faults_get_typed_answers_in_bounded_time_and_lose_nothing(databas
     assert not run.faults, run.faults[:10]
     by_phase = Counter((a.phase, a.status, ",".join(a.codes) or "ok") for a in run.answers)
     print("\nanswers by phase, status and code:", dict(sorted(by_phase.items())))
-    print("messages:", {(a.kind, a.codes[0]): a.message for a in run.answers if a.codes})
-    for phase in ("crash", "freeze", "overload"):
-        print("slowest:", [(a.kind, round(a.seconds, 2), a.codes, a.message[:30]) for a in sorted(run.answers, key=lambda a: -a.seconds) if a.phase == phase][:6])
     worst = {p: max(a.seconds for a in run.answers if a.phase == p) for p in {a.phase for a in run.answers}}
     print("worst answer time (s):", {p: round(s, 2) for p, s in sorted(worst.items())})
     print("recovery (s):", {p: round(s, 2) for p, s in recovery.items()})
