@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from registry.db.embedded import SERVER_OPTIONS, _run_as
-from served import Served, free_port, postmaster_pid
+from processes import Service, free_port, postmaster_pid
 
 
 def _gone(pgdata: Path, within: float = 20) -> bool:
@@ -43,12 +43,12 @@ def test_the_embedded_server_stops_with_its_owner_however_it_ends(data_dir):
     pgdata = data_dir / "pgdata"
 
     # Given a serve on the embedded server
-    first = Served(None, data_dir=data_dir)
+    first = Service(None, data_dir=data_dir)
     first.wait_ready()
     assert postmaster_pid(pgdata)
 
     # When a second serve starts on the same data directory, then it is refused in one line
-    second = Served(None, data_dir=data_dir)
+    second = Service(None, data_dir=data_dir)
     assert second.process.wait(60) == 2
     refusal = second.err.read_text().strip().splitlines()
     assert refusal[-1].startswith("registry: refusing to start:") and "in use by another registry process" in refusal[-1]
@@ -59,7 +59,7 @@ def test_the_embedded_server_stops_with_its_owner_however_it_ends(data_dir):
     assert _gone(pgdata, 1), "the embedded PostgreSQL outlived a SIGHUP"
 
     # When a serve is killed outright, then its reaper stops the server
-    killed = Served(None, data_dir=data_dir)
+    killed = Service(None, data_dir=data_dir)
     killed.wait_ready()
     killed.process.kill()
     killed.process.wait()
@@ -72,7 +72,7 @@ def test_the_embedded_server_stops_with_its_owner_however_it_ends(data_dir):
     opts = f"-h 127.0.0.1 -p {free_port()} -k '' {SERVER_OPTIONS}"
     pg_ctl(["-w", "-l", str(pgdata / "server.log"), "-o", opts, "start"], pgdata=pgdata, user=_run_as(), timeout=90)
     left = postmaster_pid(pgdata)
-    heir = Served(None, data_dir=data_dir)
+    heir = Service(None, data_dir=data_dir)
     heir.wait_ready()
     assert postmaster_pid(pgdata) == left and "taken over" in heir.logs()
     assert heir.stop(signal.SIGTERM) == 0

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from registry.domain.national_number import check_digits
-from served import ControlledPostgres, Served
+from processes import ControlledPostgres, Service
 
 DATABASE_TIMEOUT, QUEUE_TIMEOUT, HEADER_TIMEOUT = 1.0, 3.0, 5.0
 # The longest an answer may take while the database fails: the health ping's two timeouts and its
@@ -63,7 +63,7 @@ class Answer:
 
 @dataclass
 class Run:
-    served: Served
+    served: Service
     tokens: dict[str, str]
     subjects: list[dict]
     phase: str = "baseline"
@@ -241,7 +241,7 @@ def database():
     pg.stop()
 
 
-async def _seed(served: Served, tokens: dict[str, str], database_url: str) -> list[dict]:
+async def _seed(served: Service, tokens: dict[str, str], database_url: str) -> list[dict]:
     conn = await asyncpg.connect(database_url)
     await conn.execute("INSERT INTO agency (code, name) VALUES ('YOUTH', 'Youth welfare'), ('POLICE', 'Police')")
     await conn.close()
@@ -258,7 +258,7 @@ async def _seed(served: Served, tokens: dict[str, str], database_url: str) -> li
 
 
 async def test_faults_get_typed_answers_in_bounded_time_and_lose_nothing(database):
-    served = Served(database.url, workers=2, database_timeout_seconds=str(DATABASE_TIMEOUT),
+    served = Service(database.url, workers=2, database_timeout_seconds=str(DATABASE_TIMEOUT),
                     queue_timeout_seconds=str(QUEUE_TIMEOUT), header_timeout_seconds=str(HEADER_TIMEOUT),
                     lookups_per_minute="100000", audit_seal_interval_seconds="0.5")
     try:

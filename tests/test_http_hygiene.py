@@ -14,7 +14,7 @@ import pytest
 
 from helpers import SUBJECT, actor, codes, create_subject
 from registry.api.admission import Admission, Overloaded
-from served import Served
+from processes import Service
 
 ME = {"query": "{ me { roles } }"}
 
@@ -93,14 +93,14 @@ async def test_a_full_worker_sheds_at_once_and_a_long_wait_is_cut():
 
 @pytest.fixture(scope="module")
 def served(database_url):
-    server = Served(database_url, header_timeout_seconds="1", body_timeout_seconds="1",
+    server = Service(database_url, header_timeout_seconds="1", body_timeout_seconds="1",
                     max_header_count="20", max_header_bytes="4096")
     server.wait_ready()
     yield server
     server.stop()
 
 
-def _raw(served: Served, request: bytes, wait: float = 5) -> tuple[bytes, float]:
+def _raw(served: Service, request: bytes, wait: float = 5) -> tuple[bytes, float]:
     """Send `request` as is; what the server answered, and after how long it closed."""
     with socket.create_connection(("127.0.0.1", served.port), timeout=wait) as s:
         started = time.monotonic()

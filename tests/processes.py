@@ -95,7 +95,7 @@ class ControlledPostgres:
             self._pg_ctl("-w", "-m", "fast", "stop")
 
 
-class Served:
+class Service:
     """`registry serve` on a given database, with its output in files (a full pipe would block it)."""
 
     def __init__(self, database_url: str | None, workers: int = 1, data_dir: Path | None = None,
