@@ -27,10 +27,11 @@ from registry.access.policy import POLICY_PATH, Policy
 from registry.api.compiler import Compiler
 from registry.api.http import GraphQLRoute, json_response
 from registry.api.documents import TrustedDocuments
-from registry.api.limits import QueryLimits, RateLimiter
+from registry.api.limits import QueryLimits
 from registry.api.schema import RegistrySchema, build_schema
 from registry.audit.chain import run_sealer
 from registry.config import Settings, get_settings
+from registry.db.budget import RateLimiter
 from registry.db.engine import create_engine, create_read_pool, create_sessionmaker
 from registry.db.migrate import migrations_current, upgrade
 
@@ -154,7 +155,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     schema=schema,
                     verifier=verifier,
                     dev_issuer=dev_issuer,
-                    lookups=RateLimiter(settings.lookups_per_minute),
+                    lookups=RateLimiter(create_engine(url, settings, pool_size=2), settings.lookups_per_minute),
                     limits=limits,
                     documents=documents,
                     compiler=Compiler(schema._schema, limits, enabled=settings.compile_queries),
@@ -176,6 +177,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                         await sealer
                     await sealer_engine.dispose()
                     await app.state.services.reads.close()
+                    await app.state.services.lookups.engine.dispose()
             finally:
                 await engine.dispose()
                 if embedded:
