@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -115,6 +116,18 @@ class RequestLog:
                 log.info(orjson.dumps(line).decode())
 
 
+def cors_options(origins: list[str]) -> dict[str, Any]:
+    """What a browser front-end on one of `origins` may send: bearer tokens in a header, never cookies."""
+    return {
+        "allow_origins": origins,
+        "allow_methods": ["GET", "POST"],
+        "allow_headers": ["Authorization", "Content-Type", "Registry-Purpose", "Registry-Justification"],
+        "expose_headers": ["X-Request-Id", "Retry-After"],
+        "allow_credentials": False,
+        "max_age": 600,
+    }
+
+
 def load_access(settings: Settings) -> tuple[Policy, RegistrySchema]:
     """The policy and the schema it is checked against; PolicyError names the culprit."""
     policy = Policy.load(settings.policy_path or POLICY_PATH)
@@ -183,6 +196,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                 if embedded:
                     embedded.stop()
 
+    # Only when origins are configured: without them the middleware is not there at all.
+    cors = [Middleware(CORSMiddleware, **cors_options(settings.cors_origin_list))] if settings.cors_origin_list else []
     return Starlette(
         routes=[
             Route("/healthz", healthz),
@@ -190,6 +205,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
             Route("/dev-issuer/.well-known/openid-configuration", dev_discovery),
             Route("/dev-issuer/jwks.json", dev_jwks),
         ],
-        middleware=[Middleware(RequestLog), Middleware(GraphQLRoute)],
+        middleware=[*cors, Middleware(RequestLog), Middleware(GraphQLRoute)],
         lifespan=lifespan,
     )

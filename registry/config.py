@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = None  # base URL clients use; defaults to http://host:port
+    # Browser origins allowed to call the API (comma-separated, e.g. https://app.example.org). Empty: no CORS.
+    cors_origins: str = ""
 
     # Identity (DESIGN section 4). No issuer: the development issuer signs tokens itself.
     oidc_issuer: str | None = None
@@ -72,6 +74,10 @@ class Settings(BaseSettings):
     @property
     def introspection_allowed(self) -> bool:
         return not self.production if self.introspection is None else self.introspection
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip()]
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
