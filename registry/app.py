@@ -13,7 +13,6 @@ from typing import Any, AsyncIterator
 
 import asyncpg
 import httpx
-import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from starlette.applications import Starlette
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from registry import logs
 from registry.access.identity import DevelopmentIssuer, TokenVerifier, build_verifier
 from registry.access.policy import POLICY_PATH, Policy
 from registry.api.compiler import Compiler
@@ -86,7 +86,9 @@ async def dev_jwks(request: Request) -> Response:
 
 
 class RequestLog:
-    """Gives every request an id (echoed in X-Request-Id) and logs one line: no bodies, no tokens."""
+    """Gives every request an id (echoed in X-Request-Id, carried by every record logged meanwhile)
+    and logs one line: who by pseudonymous subject, roles, purpose, operation, outcome, duration.
+    No bodies, no tokens, no names, no client address."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -96,7 +98,10 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         rid = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
+        note: dict[str, Any] = {}  # filled in by the GraphQL endpoint (api.http)
+        state = scope.setdefault("state", {})
+        state["request_id"], state["log"] = rid, note
+        bound = logs.bind_request(rid)
         started = time.perf_counter()
         status = 500
 
@@ -112,8 +117,9 @@ class RequestLog:
         finally:
             if log.isEnabledFor(logging.INFO):
                 ms = round((time.perf_counter() - started) * 1000, 1)
-                line = {"request_id": rid, "method": scope["method"], "path": scope["path"], "status": status, "ms": ms}
-                log.info(orjson.dumps(line).decode())
+                line = {"method": scope["method"], "path": scope["path"], "status": status, "duration_ms": ms, **note}
+                log.info("request", extra=line)
+            logs.unbind_request(bound)
 
 
 def cors_options(origins: list[str]) -> dict[str, Any]:

