@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from registry import logs
+from registry import logs, metrics
 from registry.access.identity import DevelopmentIssuer, TokenVerifier, build_verifier
 from registry.access.policy import POLICY_PATH, Policy
 from registry.api.compiler import Compiler
@@ -30,7 +30,7 @@ from registry.api.http import GraphQLRoute, json_response
 from registry.api.documents import TrustedDocuments
 from registry.api.limits import QueryLimits
 from registry.api.schema import RegistrySchema, build_schema
-from registry.audit.chain import run_sealer
+from registry.audit.chain import run_sealer, seal_status
 from registry.config import Settings, get_settings
 from registry.db.budget import RateLimiter
 from registry.db.engine import create_engine, create_read_pool, create_sessionmaker
@@ -75,6 +75,21 @@ async def readyz(request: Request) -> Response:
     return json_response({"status": "ready"})
 
 
+async def render_metrics(services: Services) -> bytes:
+    """Every worker's metrics, with the audit trail's figures when the database answers."""
+    try:
+        async with services.engine.connect() as conn:
+            status = await seal_status(conn)
+    except Exception:  # noqa: BLE001 - the process's own figures are still worth a scrape
+        log.warning("metrics: the audit trail's figures could not be read")
+        status = None
+    return metrics.exposition(status)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(await render_metrics(request.app.state.services), media_type=metrics.CONTENT_TYPE)
+
+
 async def dev_discovery(request: Request) -> Response:
     issuer = request.app.state.services.dev_issuer
     return json_response(issuer.discovery()) if issuer else json_response({}, 404)
@@ -115,8 +130,11 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            if "code" in note:  # a GraphQL request
+                metrics.observe_request(note, elapsed)
             if log.isEnabledFor(logging.INFO):
-                ms = round((time.perf_counter() - started) * 1000, 1)
+                ms = round(elapsed * 1000, 1)
                 line = {"method": scope["method"], "path": scope["path"], "status": status, "duration_ms": ms, **note}
                 log.info("request", extra=line)
             logs.unbind_request(bound)
@@ -183,6 +201,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                 # The sealer has its own connection: it never waits for, nor delays, a request.
                 sealer_engine = create_engine(url, settings, pool_size=1)
                 sealer = asyncio.create_task(run_sealer(sealer_engine, settings.audit_seal_interval_seconds))
+                pools = asyncio.create_task(metrics.sample_pools(app.state.services))
+                metrics_listener = None
+                if settings.metrics_port:
+                    render = lambda: render_metrics(app.state.services)  # noqa: E731
+                    metrics_listener = await metrics.listen(settings.host, settings.metrics_port, render)
                 # What start-up loaded lives as long as the process: kept out of the collector's
                 # sight, a full collection no longer walks it (it stalled every request for 0.2 s).
                 gc.collect()
@@ -191,9 +214,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     yield
                 finally:
                     gc.unfreeze()
-                    sealer.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await sealer
+                    if metrics_listener:
+                        metrics_listener.close()
+                    for task in (sealer, pools):
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+                    metrics.worker_stopped()
                     await sealer_engine.dispose()
                     await app.state.services.reads.close()
                     await app.state.services.lookups.engine.dispose()
@@ -203,6 +230,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     embedded.stop()
 
     # Only when origins are configured: without them the middleware is not there at all.
+    metrics_route = [] if settings.metrics_port else [Route("/metrics", metrics_endpoint)]
     cors = [Middleware(CORSMiddleware, **cors_options(settings.cors_origin_list))] if settings.cors_origin_list else []
     return Starlette(
         routes=[
@@ -210,6 +238,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
             Route("/readyz", readyz),
             Route("/dev-issuer/.well-known/openid-configuration", dev_discovery),
             Route("/dev-issuer/jwks.json", dev_jwks),
+            *metrics_route,
         ],
         middleware=[*cors, Middleware(RequestLog), Middleware(GraphQLRoute)],
         lifespan=lifespan,

@@ -7,9 +7,11 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -56,8 +58,6 @@ def _settings() -> Settings:
 
 def _check_data_dir(settings: Settings) -> None:
     """The embedded database's directory must be a directory this process can write to."""
-    import tempfile
-
     where = Path(settings.data_dir)
     try:
         where.mkdir(parents=True, exist_ok=True)
@@ -195,7 +195,27 @@ def _check_port(host: str, port: int) -> None:
         raise Misconfigured(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
+def _metrics_dir() -> str | None:
+    """Where the workers keep their metrics: PROMETHEUS_MULTIPROC_DIR if the operator set it (to be
+    emptied between runs), else a fresh directory made here and returned, to be removed at the end.
+    Set before anything imports prometheus_client, which reads it once."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    made = tempfile.mkdtemp(prefix="registry-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    metrics_dir = _metrics_dir()
+    try:
+        return _serve(args, settings)
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from registry.logs import logging_config

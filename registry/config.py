@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = None  # base URL clients use; defaults to http://host:port
+    # /metrics on this port of its own (every worker shares it). None: on the service's port.
+    metrics_port: int | None = None
     # Browser origins allowed to call the API (comma-separated, e.g. https://app.example.org). Empty: no CORS.
     cors_origins: str = ""
 

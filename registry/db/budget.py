@@ -13,6 +13,7 @@ import math
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from registry import metrics
 from registry.domain.errors import RateLimited
 
 LOOKUPS_PER_MINUTE = 30
@@ -58,5 +59,6 @@ class RateLimiter:
             await conn.execute(_LOCK, params)
             used, retry = (await conn.execute(_TAKE, params)).one()
         if used >= self.limit:
+            metrics.lookup_refused()
             wait = max(1, math.ceil(float(retry or 0)))
             raise RateLimited(f"at most {self.limit} lookups a minute; retry in {wait} s", retryAfter=wait)
