@@ -20,13 +20,14 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from registry import logs, metrics
 from registry.access.identity import DevelopmentIssuer, TokenVerifier, build_verifier
 from registry.access.policy import POLICY_PATH, Policy
 from registry.api.compiler import Compiler
-from registry.api.http import GraphQLRoute, json_response
+from registry.api.http import GRAPHIQL_ASSETS, GraphQLRoute, json_response
 from registry.api.documents import TrustedDocuments
 from registry.api.limits import QueryLimits
 from registry.api.schema import RegistrySchema, build_schema
@@ -231,6 +232,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
 
     # Only when origins are configured: without them the middleware is not there at all.
     metrics_route = [] if settings.metrics_port else [Route("/metrics", metrics_endpoint)]
+    graphiql = [Mount("/graphiql", StaticFiles(directory=GRAPHIQL_ASSETS))] if settings.introspection_allowed else []
     cors = [Middleware(CORSMiddleware, **cors_options(settings.cors_origin_list))] if settings.cors_origin_list else []
     return Starlette(
         routes=[
@@ -239,6 +241,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
             Route("/dev-issuer/.well-known/openid-configuration", dev_discovery),
             Route("/dev-issuer/jwks.json", dev_jwks),
             *metrics_route,
+            *graphiql,
         ],
         middleware=[*cors, Middleware(RequestLog), Middleware(GraphQLRoute)],
         lifespan=lifespan,

@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import orjson
 from graphql import GraphQLError
 from starlette.responses import Response
-from strawberry.http.ides import get_graphql_ide_html
 
 from registry.access.identity import InvalidToken
 from registry.access.purpose import PURPOSES
@@ -34,6 +34,9 @@ _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")  # a GraphQL name: anything e
 
 PATH = "/graphql"
 JSON = b"application/json"
+# GraphiQL and its assets ship in the package (app mounts them at /graphiql): no CDN, no internet.
+GRAPHIQL_ASSETS = Path(__file__).parent / "static" / "graphiql"
+GRAPHIQL_PAGE = (GRAPHIQL_ASSETS / "index.html").read_bytes()
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -64,7 +67,7 @@ class GraphQLRoute:
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         services = scope["app"].state.services
         if scope["method"] == "GET" and "text/html" in headers.get("accept", "") and services.limits.introspection:
-            await _send(send, 200, get_graphql_ide_html().encode(), b"text/html; charset=utf-8")  # development only
+            await _send(send, 200, GRAPHIQL_PAGE, b"text/html; charset=utf-8")  # where introspection is on
             return
         try:
             status, body, extra = 200, await _answer(scope, receive, headers, services), {}
