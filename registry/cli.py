@@ -199,7 +199,9 @@ def _metrics_dir() -> str | None:
     """Where the workers keep their metrics: PROMETHEUS_MULTIPROC_DIR if the operator set it (to be
     emptied between runs), else a fresh directory made here and returned, to be removed at the end.
     Set before anything imports prometheus_client, which reads it once."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        os.makedirs(given, exist_ok=True)
         return None
     made = tempfile.mkdtemp(prefix="registry-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
@@ -212,6 +214,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return _serve(args, settings)
     finally:
         if metrics_dir:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
