@@ -45,9 +45,12 @@ def _configure_logging(settings: Settings) -> None:
 def _settings() -> Settings:
     """The settings from the environment; an invalid value is one line naming its variable."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     try:
         return get_settings()
+    except SettingsError as exc:  # a value that is not even parsed, such as a list that is not JSON
+        raise Misconfigured(f"invalid setting: {exc}") from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

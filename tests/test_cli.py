@@ -113,3 +113,11 @@ def test_token_names_the_issuer_of_the_server_it_is_for(tmp_path):
     public = {**env, "REGISTRY_PUBLIC_URL": "https://registry.example.org/"}
     made = run("token", "--role", "analyst", "--agency", "CUTA", "--port", "18021", env=public)
     assert _claims(made.stdout.strip())["iss"] == "https://registry.example.org/dev-issuer"
+
+
+@pytest.mark.parametrize(
+    "setting, value, expected",
+    [("REGISTRY_PORT", "abc", "REGISTRY_PORT='abc'"), ("REGISTRY_OIDC_ALGORITHMS", "RS256", "oidc_algorithms")],
+)
+def test_a_value_that_does_not_parse_is_one_line(setting, value, expected):
+    one_line_refusal(run("migrate", env={setting: value}), "invalid setting", expected)
