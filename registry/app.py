@@ -137,8 +137,7 @@ class RequestLog:
                 metrics.observe_request(note, elapsed)
             if log.isEnabledFor(logging.INFO):
                 ms = round(elapsed * 1000, 1)
-                line = {"method": scope["method"], "path": scope["path"], "status": status, "duration_ms": ms, **note}
-                log.info("request", extra=line)
+                logs.request(method=scope["method"], path=scope["path"], status=status, duration_ms=ms, **note)
             logs.unbind_request(bound)
 
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import sys
 from typing import Any
 
 import orjson
 import structlog
 
+_TIME = structlog.processors.TimeStamper(fmt="iso", utc=True, key="time")
 _SHARED = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
-    structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+    _TIME,
 ]
 
 
@@ -61,6 +63,32 @@ def logging_config(level: str) -> dict[str, Any]:
 
 def configure(level: str) -> None:
     logging.config.dictConfig(logging_config(level))
+
+
+class _StandardError:
+    """The request line's destination: standard error as it is now, one write and flush per line,
+    like the standard library's handler (so their lines never interleave)."""
+
+    def msg(self, line: str) -> None:
+        stream = sys.stderr
+        stream.write(line + "\n")
+        stream.flush()
+
+    info = msg
+
+
+# The line written for every request goes straight through structlog, not through the standard
+# library's records and formatter, which cost some 17 us more per request.
+_requests = structlog.wrap_logger(
+    _StandardError(),
+    processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level, _TIME, _render],
+    wrapper_class=structlog.BoundLogger,
+)
+
+
+def request(**fields: Any) -> None:
+    """The one line of an answered request (the caller checks the level: app.RequestLog)."""
+    _requests.info("request", logger="registry.app", **fields)
 
 
 def bind_request(request_id: str) -> Any:
