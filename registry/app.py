@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import time
@@ -12,24 +13,27 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 import httpx
-import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
+from registry import logs, metrics
 from registry.access.identity import DevelopmentIssuer, TokenVerifier, build_verifier
 from registry.access.policy import POLICY_PATH, Policy
 from registry.api.admission import Admission
 from registry.api.compiler import Compiler
-from registry.api.http import GraphQLRoute, internal, json_response
+from registry.api.http import GRAPHIQL_ASSETS, GraphQLRoute, internal, json_response
 from registry.api.documents import TrustedDocuments
-from registry.api.limits import QueryLimits, RateLimiter
+from registry.api.limits import QueryLimits
 from registry.api.schema import RegistrySchema, build_schema
-from registry.audit.chain import run_sealer
+from registry.audit.chain import run_sealer, seal_status
 from registry.config import Settings, get_settings
+from registry.db.budget import RateLimiter
 from registry.db.engine import ReadPool, connector, create_engine, create_read_pool, create_sessionmaker
 from registry.db.failures import log_failure
 from registry.db.health import DatabaseHealth
@@ -82,6 +86,24 @@ async def readyz(request: Request) -> Response:
     return json_response({"status": "ready"})
 
 
+async def render_metrics(services: Services) -> bytes:
+    """Every worker's metrics, with the audit trail's figures when the database answers."""
+    async def read_status():
+        async with services.engine.connect() as conn:
+            return await seal_status(conn)
+
+    try:  # never longer than the database timeout: a scrape must not hang on a frozen database
+        status = await services.health.within(read_status(), services.health.timeout)
+    except Exception:  # noqa: BLE001 - the process's own figures are still worth a scrape
+        log.warning("metrics: the audit trail's figures could not be read")
+        status = None
+    return metrics.exposition(status)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(await render_metrics(request.app.state.services), media_type=metrics.CONTENT_TYPE)
+
+
 async def dev_discovery(request: Request) -> Response:
     issuer = request.app.state.services.dev_issuer
     return json_response(issuer.discovery()) if issuer else json_response({}, 404)
@@ -93,9 +115,11 @@ async def dev_jwks(request: Request) -> Response:
 
 
 class RequestLog:
-    """Gives every request an id (echoed in X-Request-Id) and logs one line: no bodies, no tokens.
-    It is also the last resort: an exception that escaped everything inside becomes a JSON
-    INTERNAL answer with the request id, never the ASGI server's bare 500."""
+    """Gives every request an id (echoed in X-Request-Id, carried by every record logged meanwhile)
+    and logs one line: who by pseudonymous subject, roles, purpose, operation, outcome, duration.
+    No bodies, no tokens, no names, no client address. It is also the last resort: an exception
+    that escaped everything inside becomes a JSON INTERNAL answer with the request id, never the
+    ASGI server's bare 500."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -105,7 +129,10 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         rid = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
+        note: dict[str, Any] = {}  # filled in by the GraphQL endpoint (api.http)
+        state = scope.setdefault("state", {})
+        state["request_id"], state["log"] = rid, note
+        bound = logs.bind_request(rid)
         started = time.perf_counter()
         status = 0
 
@@ -125,10 +152,25 @@ class RequestLog:
             answer = internal(rid)
             await Response(answer.body, answer.status, media_type="application/json")(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            if "code" in note:  # a GraphQL request
+                metrics.observe_request(note, elapsed)
             if log.isEnabledFor(logging.INFO):
-                ms = round((time.perf_counter() - started) * 1000, 1)
-                line = {"request_id": rid, "method": scope["method"], "path": scope["path"], "status": status, "ms": ms}
-                log.info(orjson.dumps(line).decode())
+                ms = round(elapsed * 1000, 1)
+                logs.request(method=scope["method"], path=scope["path"], status=status, duration_ms=ms, **note)
+            logs.unbind_request(bound)
+
+
+def cors_options(origins: list[str]) -> dict[str, Any]:
+    """What a browser front-end on one of `origins` may send: bearer tokens in a header, never cookies."""
+    return {
+        "allow_origins": origins,
+        "allow_methods": ["GET", "POST"],
+        "allow_headers": ["Authorization", "Content-Type", "Registry-Purpose", "Registry-Justification"],
+        "expose_headers": ["X-Request-Id", "Retry-After"],
+        "allow_credentials": False,
+        "max_age": 600,
+    }
 
 
 def load_access(settings: Settings) -> tuple[Policy, RegistrySchema]:
@@ -171,7 +213,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     schema=schema,
                     verifier=verifier,
                     dev_issuer=dev_issuer,
-                    lookups=RateLimiter(settings.lookups_per_minute),
+                    lookups=RateLimiter(create_engine(url, settings, pool_size=2), settings.lookups_per_minute),
                     limits=limits,
                     documents=documents,
                     compiler=Compiler(schema._schema, limits, enabled=settings.compile_queries),
@@ -188,6 +230,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                 # The sealer has its own connection: it never waits for, nor delays, a request.
                 sealer_engine = create_engine(url, settings, pool_size=1)
                 sealer = asyncio.create_task(run_sealer(sealer_engine, settings.audit_seal_interval_seconds))
+                pools = asyncio.create_task(metrics.sample_pools(app.state.services))
+                metrics_listener = None
+                if settings.metrics_port:
+                    render = functools.partial(render_metrics, app.state.services)
+                    metrics_listener = await metrics.listen(settings.host, settings.metrics_port, render)
                 # What start-up loaded lives as long as the process: kept out of the collector's
                 # sight, a full collection no longer walks it (it stalled every request for 0.2 s).
                 gc.collect()
@@ -196,24 +243,35 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     yield
                 finally:
                     gc.unfreeze()
-                    sealer.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await sealer
+                    if metrics_listener:
+                        metrics_listener.close()
+                    for task in (sealer, pools):
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+                    metrics.worker_stopped()
                     await sealer_engine.dispose()
                     await services.health.close()
                     await services.reads.close()
+                    await services.lookups.engine.dispose()
             finally:
                 await engine.dispose()
                 if embedded:
                     embedded.stop()
 
+    metrics_route = [] if settings.metrics_port else [Route("/metrics", metrics_endpoint)]
+    graphiql = [Mount("/graphiql", StaticFiles(directory=GRAPHIQL_ASSETS))] if settings.introspection_allowed else []
+    # Only when origins are configured: without them the middleware is not there at all.
+    cors = [Middleware(CORSMiddleware, **cors_options(settings.cors_origin_list))] if settings.cors_origin_list else []
     return Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/dev-issuer/.well-known/openid-configuration", dev_discovery),
             Route("/dev-issuer/jwks.json", dev_jwks),
+            *metrics_route,
+            *graphiql,
         ],
-        middleware=[Middleware(RequestLog), Middleware(GraphQLRoute)],
+        middleware=[*cors, Middleware(RequestLog), Middleware(GraphQLRoute)],
         lifespan=lifespan,
     )

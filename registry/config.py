@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = None  # base URL clients use; defaults to http://host:port
+    # /metrics on this port of its own (every worker shares it). None: on the service's port.
+    metrics_port: int | None = None
+    # Browser origins allowed to call the API (comma-separated, e.g. https://app.example.org). Empty: no CORS.
+    cors_origins: str = ""
 
     # Identity (DESIGN section 4). No issuer: the development issuer signs tokens itself.
     oidc_issuer: str | None = None
@@ -102,6 +106,10 @@ class Settings(BaseSettings):
     @property
     def waiting_requests(self) -> int:
         return self.db_pool_size * 8 if self.max_waiting_requests is None else self.max_waiting_requests
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip()]
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

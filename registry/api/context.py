@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.access.grants import Grants
 from registry.access.policy import Policy
 from registry.access.principal import Principal
-from registry.api.limits import RateLimiter
 from registry.audit.trail import Actor, Change, Disclosure
+from registry.db.budget import RateLimiter
 
 if TYPE_CHECKING:
     from registry.api.loaders import Loaders
@@ -35,7 +35,7 @@ class Context:
     request_id: str
     purpose: str | None = None
     justification: str | None = None
-    lookups: RateLimiter = field(default_factory=RateLimiter)
+    lookups: RateLimiter | None = None  # the lookup budget shared by every worker and instance
     # Set by api.purpose_guard when a justified BREAK_GLASS request reads a subject outside the
     # caller's row scope; the audit trail flags such requests for the DPO's review.
     break_glass: bool = False

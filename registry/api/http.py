@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import orjson
 from graphql import GraphQLError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import Response
-from strawberry.http.ides import get_graphql_ide_html
 
 from registry.access.identity import InvalidToken
+from registry.access.purpose import PURPOSES
 from registry.api.admission import Overloaded
 from registry.api.context import Context
 from registry.api.documents import Refused
@@ -34,9 +36,13 @@ from registry.audit import trail
 from registry.db.failures import DatabaseUnavailable, log_failure, unreachable
 
 log = logging.getLogger("registry.http")
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")  # a GraphQL name: anything else is not logged
 
 PATH = "/graphql"
 JSON = b"application/json"
+# GraphiQL and its assets ship in the package (app mounts them at /graphiql): no CDN, no internet.
+GRAPHIQL_ASSETS = Path(__file__).parent / "static" / "graphiql"
+GRAPHIQL_PAGE = (GRAPHIQL_ASSETS / "index.html").read_bytes()
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -51,7 +57,7 @@ class Answer(Exception):
         self, status: int, message: str, code: str, headers: dict[str, str] | None = None, **extensions: Any
     ) -> None:
         super().__init__(message)
-        self.status, self.headers = status, headers or {}
+        self.status, self.headers, self.code = status, headers or {}, code
         self.body = orjson.dumps({"errors": [error(message, code, **extensions)]})
 
 
@@ -79,17 +85,19 @@ class GraphQLRoute:
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         services = scope["app"].state.services
         if scope["method"] == "GET" and "text/html" in headers.get("accept", "") and services.limits.introspection:
-            await _send(send, 200, get_graphql_ide_html().encode(), b"text/html; charset=utf-8")  # development only
+            await _send(send, 200, GRAPHIQL_PAGE, b"text/html; charset=utf-8")  # where introspection is on
             return
         rid = scope.setdefault("state", {}).setdefault("request_id", uuid.uuid4().hex)
         try:
             status, body, extra = 200, await _answer(scope, receive, headers, services, rid), {}
         except Answer as answer:
             status, body, extra = answer.status, answer.body, answer.headers
+            _note(scope)["code"] = answer.code
         except Exception as exc:  # noqa: BLE001 - the contract holds for what nobody foresaw too
             log_failure(log, "request failed", exc, rid)
             answer = internal(rid)
             status, body, extra = answer.status, answer.body, answer.headers
+            _note(scope)["code"] = answer.code
         await _send(send, status, body, JSON, extra)
 
 
@@ -100,10 +108,28 @@ async def _send(send: Any, status: int, body: bytes, content_type: bytes, extra:
     await send({"type": "http.response.body", "body": body})
 
 
+def _note(scope: dict) -> dict:
+    """What app.RequestLog writes in the request's log line (a throwaway dict when it is absent)."""
+    return scope.get("state", {}).get("log", {})
+
+
+def _logged(note: dict, operation: Any, answer: dict) -> dict:
+    """`answer`, its operation's name and code noted for the request's log line (the last one's, in a batch)."""
+    name = operation.get("operationName") if isinstance(operation, dict) else None
+    note["operation"] = name if isinstance(name, str) and _NAME.fullmatch(name) else None
+    errors = answer.get("errors")
+    note["code"] = (errors[0].get("extensions") or {}).get("code", "ERROR") if errors else "OK"
+    note.setdefault("compiled", False)  # set by _execute when the operation ran compiled
+    return answer
+
+
 async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: Any, rid: str) -> bytes:
     if scope["method"] != "POST":
         raise Answer(405, "send GraphQL operations with POST", "BAD_USER_INPUT", {"Allow": "POST"})
     principal = await _authenticate(headers.get("authorization", ""), services)
+    note = _note(scope)
+    purpose = headers.get("registry-purpose")  # free text from the client: logged only if it is a known code
+    note.update(subject=principal.id, roles=sorted(principal.roles), purpose=purpose if purpose in PURPOSES else None)
     if headers.get("content-type", "").partition(";")[0].strip().lower() != "application/json":
         raise Answer(415, "send the GraphQL request as Content-Type: application/json", "BAD_USER_INPUT")
     settings = services.settings
@@ -111,7 +137,7 @@ async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: 
                             settings.body_timeout_seconds)
     try:
         async with services.admission.turn():
-            return await _operations(body, headers, services, principal, rid)
+            return await _operations(body, headers, services, principal, rid, note)
     except Overloaded:
         message = "the service is at capacity; retry after the delay given"
         raise unavailable("OVERLOADED", message, rid, settings.retry_after_seconds) from None
@@ -119,7 +145,7 @@ async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: 
         raise unavailable("UNAVAILABLE", str(exc), rid, settings.retry_after_seconds) from None
 
 
-async def _operations(body: Any, headers: dict[str, str], services: Any, principal: Any, rid: str) -> bytes:
+async def _operations(body: Any, headers: dict[str, str], services: Any, principal: Any, rid: str, note: dict) -> bytes:
     limits = services.limits
     if isinstance(body, list):
         if not body:
@@ -129,8 +155,8 @@ async def _operations(body: Any, headers: dict[str, str], services: Any, princip
             return orjson.dumps(
                 {"errors": [error(message, "QUERY_TOO_COMPLEX", limit="batch", max=limits.max_batch, found=len(body))]}
             )
-        return orjson.dumps([await _execute(headers, services, principal, op, rid) for op in body])
-    return orjson.dumps(await _execute(headers, services, principal, body, rid))
+        return orjson.dumps([_logged(note, op, await _execute(headers, services, principal, op, rid, note)) for op in body])
+    return orjson.dumps(_logged(note, body, await _execute(headers, services, principal, body, rid, note)))
 
 
 async def _authenticate(header: str, services: Any):
@@ -189,7 +215,9 @@ async def _resolve(services: Any, ctx: Context, query: str, operation_name: str 
     return result.data, errors
 
 
-async def _execute(headers: dict[str, str], services: Any, principal: Any, op: Any, rid: str) -> dict[str, Any]:
+async def _execute(
+    headers: dict[str, str], services: Any, principal: Any, op: Any, rid: str, note: dict
+) -> dict[str, Any]:
     """One operation, one transaction: committed only if nothing unexpected happened, and within
     the request deadline (DatabaseUnavailable past it, or as soon as the database is found down)."""
     if not isinstance(op, dict):
@@ -222,6 +250,7 @@ async def _execute(headers: dict[str, str], services: Any, principal: Any, op: A
         if compiled is None:
             work = _run_resolvers(services, ctx, query, operation_name, variables or {})
             return await services.health.within(work, deadline)
+        note["compiled"] = True
         async with services.health.deadline(deadline):  # a driver connection cleans up without waiting
             try:
                 return await _run_compiled(services, ctx, compiled)

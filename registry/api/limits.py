@@ -1,19 +1,18 @@
-"""Limits: what one request may ask for, checked before anything runs; and per-principal rate limits.
+"""Limits: what one request may ask for, checked before anything runs.
 
 `QueryLimiter` parses and validates every operation itself, so that a document outside the
 limits (tokens, depth, aliases, page size, cost) is refused with QUERY_TOO_COMPLEX before
 execution: no resolver runs, no SQL is sent. The checks run cheapest first, and every walk
 over the document visits each fragment once, so a fragment cycle or a "fragment bomb" cannot
-make the check itself expensive. `RateLimiter` bounds hit/no-hit lookups, so they cannot be
-used to enumerate the registry.
+make the check itself expensive. (The budget of hit/no-hit lookups, shared by
+every worker and instance, is registry.db.budget's.)
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from graphql import (
     DocumentNode,
@@ -45,12 +44,9 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
-from registry.domain.errors import RateLimited
-
 if TYPE_CHECKING:
     from registry.config import Settings
 
-LOOKUPS_PER_MINUTE = 30
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 # Where introspection is on (development), GraphiQL's introspection query must pass: it nests
 # `ofType` about ten levels deep and its lists multiply to some 16,000. It has its own budget.
@@ -408,32 +404,3 @@ class _Cost:
             raw = int(raw)
         # Anything else is not an Int: execution refuses it while coercing, before any resolver.
         return raw if isinstance(raw, int) and not isinstance(raw, bool) else 0
-
-
-class RateLimiter:
-    """At most `limit` calls per principal in any sliding `window` seconds (per process).
-
-    Every attempt counts, valid or not, so guessing numbers costs the same as asking.
-    """
-
-    def __init__(
-        self, limit: int = LOOKUPS_PER_MINUTE, window: float = 60.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.limit = limit
-        self.window = window
-        self._clock = clock
-        self._calls: dict[str, deque[float]] = {}
-
-    def take(self, key: str) -> None:
-        """Count one call by `key`, or raise RateLimited when its budget is spent."""
-        now = self._clock()
-        calls = self._calls.setdefault(key, deque())
-        while calls and calls[0] <= now - self.window:
-            calls.popleft()
-        if len(calls) >= self.limit:
-            retry = max(1, int(calls[0] + self.window - now) + 1)
-            raise RateLimited(f"at most {self.limit} lookups a minute; retry in {retry} s", retryAfter=retry)
-        calls.append(now)
-        if len(self._calls) > 10_000:  # forget idle callers so the table stays small
-            for idle in [k for k, v in self._calls.items() if not v or v[-1] <= now - self.window]:
-                del self._calls[idle]

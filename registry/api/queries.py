@@ -144,7 +144,7 @@ class Query:
     @strawberry.field(description="Hit/no-hit: whether the registry holds a file on this national number (rate-limited).")
     async def lookup_subject(self, info: Info, national_number: str) -> Optional[LookupResult]:
         ctx = info.context
-        ctx.lookups.take(ctx.principal.id)
+        await ctx.lookups.take(ctx.principal.id)
         async with ctx.db() as session:
             hit = await lookup.lookup(session, national_number)
         ctx.lookups_answered.append(hit[0] if hit else None)

@@ -262,3 +262,30 @@ async def _unsealed(conn: AsyncConnection) -> int:
     return await conn.scalar(
         text("SELECT count(*) FROM audit_event e WHERE NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_seq = e.seq)")
     )
+
+
+@dataclass
+class SealStatus:
+    """For monitoring: how far the sealer is behind (cheap enough to ask at every scrape)."""
+
+    sealed: int  # links in the chain
+    unsealed: int  # events past the last one sealed
+    lag_seconds: float  # age of the oldest of those; 0 when there is none
+
+
+async def seal_status(conn: AsyncConnection) -> SealStatus:
+    """Counted from the last sealed event on, by index: no walk over the whole trail."""
+    row = (
+        await conn.execute(
+            text(
+                """
+                WITH head AS (SELECT coalesce(max(position), 0) AS sealed, coalesce(max(event_seq), 0) AS seq FROM audit_seal)
+                SELECT head.sealed, count(e.seq) AS unsealed,
+                       coalesce(extract(epoch FROM clock_timestamp() - min(e.occurred_at)), 0) AS lag
+                FROM head LEFT JOIN audit_event e ON e.seq > head.seq
+                GROUP BY head.sealed
+                """
+            )
+        )
+    ).one()
+    return SealStatus(sealed=row.sealed, unsealed=row.unsealed, lag_seconds=float(row.lag))

@@ -56,6 +56,16 @@ class ReadPool:
         self._connect = connect
         self._idle: list[asyncpg.Connection] = []  # the most recently used first out
         self._turns = asyncio.Semaphore(size)  # first in, first out: none passes the waiting ones
+        self._size = size
+
+    # For the metrics, sampled once a second: read from the semaphore, at no cost to a request.
+    @property
+    def in_use(self) -> int:
+        return self._size - self._turns._value
+
+    @property
+    def waiting(self) -> int:
+        return len(self._turns._waiters or ())
 
     async def open(self) -> None:
         """One connection now, so that a database out of reach stops the start."""

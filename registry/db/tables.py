@@ -235,3 +235,16 @@ class AuditSeal(Base):
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     sealed_at: Mapped[datetime] = _now()
+
+
+class LookupAttempt(Base):
+    """Hit/no-hit lookups of the last window, per principal: the one budget every worker and
+    instance counts against (registry.db.budget). Rows older than the window are deleted."""
+
+    __tablename__ = "lookup_attempt"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    principal: Mapped[str] = mapped_column(Text, nullable=False)
+    attempted_at: Mapped[datetime] = _now()
+
+    __table_args__ = (Index(None, "principal", "attempted_at"),)
