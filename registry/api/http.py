@@ -25,6 +25,7 @@ from registry.access.identity import InvalidToken
 from registry.api.context import Context
 from registry.api.documents import Refused
 from registry.api.errors import deduplicate, error, format_error
+from registry.api.operation_name import executed_operation
 from registry.audit import trail
 
 log = logging.getLogger("registry.http")
@@ -167,7 +168,7 @@ async def _execute(headers: dict[str, str], services: Any, principal: Any, op: A
         purpose=headers.get("registry-purpose"),
         justification=headers.get("registry-justification"),
         lookups=services.lookups,
-        operation=operation_name,
+        operation=executed_operation(query, operation_name),
     )
     compiled = services.compiler.bind(query, operation_name, ctx, variables or {})
     if compiled is not None:  # one statement (and the audit insert), on a plain driver connection
