@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from registry.access.agency_binding import AgencyBinding
 from registry.access.identity import DevelopmentIssuer, TokenVerifier, build_verifier
 from registry.access.policy import POLICY_PATH, Policy
 from registry.api.compiler import Compiler
@@ -47,6 +48,7 @@ class Services:
     policy: Policy
     schema: RegistrySchema
     verifier: TokenVerifier
+    binding: AgencyBinding
     dev_issuer: DevelopmentIssuer | None
     lookups: RateLimiter
     limits: QueryLimits
@@ -153,6 +155,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     policy=policy,
                     schema=schema,
                     verifier=verifier,
+                    binding=AgencyBinding(policy, engine),
                     dev_issuer=dev_issuer,
                     lookups=RateLimiter(settings.lookups_per_minute),
                     limits=limits,

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     oidc_algorithms: list[str] = ["RS256", "PS256", "ES256", "EdDSA"]
     oidc_leeway_seconds: int = 30
     jwks_refresh_interval_seconds: int = 60
+    max_token_lifetime_seconds: int = 12 * 3600  # exp - iat (exp - now without iat) above it: refused
     claim_subject: str = "sub"
     claim_name: str = "name"
     claim_agency: str = "agency"

@@ -82,9 +82,9 @@ async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: 
     limits = services.limits
     if scope["method"] != "POST":
         raise Answer(405, "send GraphQL operations with POST", "BAD_USER_INPUT", {"Allow": "POST"})
-    principal = await _authenticate(headers.get("authorization", ""), services)
-    body = await _read_body(receive, headers.get("content-length"), limits.max_body_bytes)
     rid = scope.get("state", {}).get("request_id") or uuid.uuid4().hex
+    principal = await _authenticate(headers.get("authorization", ""), services, rid)
+    body = await _read_body(receive, headers.get("content-length"), limits.max_body_bytes)
     if isinstance(body, list):
         if not body:
             return orjson.dumps({"errors": [error("the batch is empty", "BAD_USER_INPUT")]})
@@ -97,18 +97,26 @@ async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: 
     return orjson.dumps(await _execute(headers, services, principal, body, rid))
 
 
-async def _authenticate(header: str, services: Any):
+async def _authenticate(header: str, services: Any, rid: str):
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         challenge = {"WWW-Authenticate": 'Bearer realm="registry"'}
         raise Answer(401, "a bearer token is required", "UNAUTHENTICATED", challenge)
     try:
-        return await services.verifier.verify(token.strip())
+        principal = await services.verifier.verify(token.strip())
     except InvalidToken as exc:
         log.info("token refused: %s", exc)
         raise Answer(
             401, f"invalid token: {exc}", "UNAUTHENTICATED", {"WWW-Authenticate": 'Bearer error="invalid_token"'}
         ) from None
+    refusal = await services.binding.refusal(principal)
+    if refusal is not None:  # a genuine token the registry does not accept: the DPO sees who tried
+        log.info("token refused: %s", refusal)
+        async with services.sessions.begin() as session:
+            detail = {"refusals": [{"code": "UNAUTHENTICATED", "reason": refusal}]}
+            await trail.record(session, trail.Actor(principal, rid), "access.refused", outcome="refused", detail=detail)
+        raise Answer(401, f"token refused: {refusal}", "UNAUTHENTICATED", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return principal
 
 
 def _too_large(max_bytes: int) -> Answer:

@@ -53,6 +53,9 @@ class Agency(Base):
 
     code: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text, nullable=False)
+    # youth, threat_analysis or partner (access.principal.AGENCY_KINDS): the policy binds roles
+    # to kinds. None (an agency registered before kinds existed) holds only roles open to any agency.
+    kind: Mapped[str | None] = mapped_column(Text)
 
 
 class Subject(Base):
