@@ -162,4 +162,5 @@ async def world(client, services) -> World:
         await agencies.ensure(session, w.agency, "Youth welfare (test)", "youth")
         await agencies.ensure(session, "CUTA", "Threat analysis", "threat_analysis")
         await agencies.ensure(session, "POLICE", "Police", "partner")
+    await services.binding.reload()  # known before the test's first request, as long-registered agencies are
     return w

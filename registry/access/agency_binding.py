@@ -49,8 +49,12 @@ class AgencyBinding:
         if not fresh or code not in self._kinds:
             async with self._lock:
                 if time.monotonic() - self._loaded_at >= MAX_AGE_SECONDS or code not in self._kinds:
-                    async with self._engine.connect() as conn:
-                        rows = (await conn.execute(text("SELECT code, kind FROM agency"))).all()
-                    self._kinds = {row.code: row.kind for row in rows}
-                    self._loaded_at = time.monotonic()
+                    await self.reload()
         return self._kinds.get(code)
+
+    async def reload(self) -> None:
+        """Read every agency's kind now."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT code, kind FROM agency"))).all()
+        self._kinds = {row.code: row.kind for row in rows}
+        self._loaded_at = time.monotonic()
