@@ -31,6 +31,7 @@ from registry.api.documents import TrustedDocuments
 from registry.api.limits import QueryLimits, RateLimiter
 from registry.api.schema import RegistrySchema, build_schema
 from registry.audit.chain import run_sealer
+from registry.audit.checkpoint import Periodic
 from registry.config import Settings, get_settings
 from registry.db.engine import create_engine, create_read_pool, create_sessionmaker
 from registry.db.migrate import migrations_current, upgrade
@@ -165,7 +166,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                 )
                 # The sealer has its own connection: it never waits for, nor delays, a request.
                 sealer_engine = create_engine(url, settings, pool_size=1)
-                sealer = asyncio.create_task(run_sealer(sealer_engine, settings.audit_seal_interval_seconds))
+                sealer = asyncio.create_task(
+                    run_sealer(sealer_engine, settings.audit_seal_interval_seconds, Periodic.from_settings(settings))
+                )
                 # What start-up loaded lives as long as the process: kept out of the collector's
                 # sight, a full collection no longer walks it (it stalled every request for 0.2 s).
                 gc.collect()

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     claim_unit: str = "unit"
 
     audit_seal_interval_seconds: float = 1.0
+    # Signed checkpoints of the chain head (audit.checkpoint): the Ed25519 key file, kept where
+    # the database owner cannot read it, and where the sealer writes one every interval (unset: never).
+    audit_checkpoint_key: Path | None = None
+    audit_checkpoint_dir: Path | None = None
+    audit_checkpoint_interval_seconds: float = 3600.0
     # Read queries run as one compiled SQL statement once the resolvers have run them once.
     compile_queries: bool = True
     # Access policy (DESIGN section 5); the default is auth/policy.toml in the source tree.

@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -164,12 +165,15 @@ async def _seal_rounds(engine: AsyncEngine, seen: Seen | None, wait: bool = Fals
             return total, seen
 
 
-async def run_sealer(engine: AsyncEngine, interval: float) -> None:
-    """Background task of each server process: each round reads only what it has not seen."""
+async def run_sealer(engine: AsyncEngine, interval: float, checkpoints: Any = None) -> None:
+    """Background task of each server process: each round reads only what it has not seen; with
+    `checkpoints` (audit.checkpoint.Periodic), it writes a signed checkpoint of the head now and then."""
     seen = None
     while True:
         try:
             _, seen = await _seal_rounds(engine, seen)
+            if checkpoints is not None:
+                await checkpoints.maybe_write(engine)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - keep sealing; verify reports the unsealed tail meanwhile
@@ -185,25 +189,31 @@ class Verification:
     broken_at: int | None = None  # position of the first broken link
     reason: str | None = None
     head: bytes = GENESIS  # hash of the last link verified: recorded elsewhere, it pins the chain
+    at: dict[int, bytes] = field(default_factory=dict)  # the hash of each link asked for, as recomputed
 
     @property
     def ok(self) -> bool:
         return self.broken_at is None
 
 
-async def verify(conn: AsyncConnection) -> Verification:
-    """Recompute the whole chain; stop at the first broken link."""
+async def verify(conn: AsyncConnection, at: frozenset[int] = frozenset(), start: tuple[int, bytes] | None = None) -> Verification:
+    """Recompute the chain (from the link `start` names, whose hash it takes as given, or the
+    whole chain); stop at the first broken link. Reports the hash of the links in `at`."""
     await conn.execute(text("SET LOCAL TimeZone = 'UTC'"))
-    prev, expected, count = GENESIS, 1, 0
+    first, prev = start or (0, GENESIS)
+    expected, count = first + 1, first
+    hashes = {first: prev} if first in at else {}
     result = await conn.stream(
         text(
             f"""
             SELECT s.position, s.event_seq, s.event_digest, s.prev_hash, s.hash, e.seq IS NOT NULL AS present,
                    {EVENT_TEXT} AS event
             FROM audit_seal s LEFT JOIN audit_event e ON e.seq = s.event_seq
+            WHERE s.position > :first
             ORDER BY s.position
             """
-        )
+        ),
+        {"first": first},
     )
     async for row in result:
         problem = None
@@ -217,12 +227,14 @@ async def verify(conn: AsyncConnection) -> Verification:
             problem = f"the seal of event {row.event_seq} does not follow from the previous one"
         if problem:
             await result.close()
-            return Verification(count, await _unsealed(conn), broken_at=expected, reason=problem, head=prev)
+            return Verification(count, await _unsealed(conn), broken_at=expected, reason=problem, head=prev, at=hashes)
         prev, expected, count = bytes(row.hash), expected + 1, count + 1
+        if count in at:
+            hashes[count] = prev
     stray = await _stray(conn)
     if stray:
-        return Verification(count, await _unsealed(conn), broken_at=stray[0] or count + 1, reason=stray[1], head=prev)
-    return Verification(sealed=count, unsealed=await _unsealed(conn), head=prev)
+        return Verification(count, await _unsealed(conn), broken_at=stray[0] or count + 1, reason=stray[1], head=prev, at=hashes)
+    return Verification(sealed=count, unsealed=await _unsealed(conn), head=prev, at=hashes)
 
 
 async def _stray(conn: AsyncConnection) -> tuple[int | None, str] | None:
