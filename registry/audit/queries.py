@@ -70,9 +70,12 @@ async def page(session: AsyncSession, first: int, after: str | None, f: EventFil
         if not seq.isdigit():
             raise BadUserInput("after is not a valid cursor", field="after")
         conditions.append(AuditEvent.seq < int(seq))
-    rows = list(
-        await session.scalars(query.where(*conditions).order_by(AuditEvent.seq.desc()).limit(check_first(first) + 1))
-    )
+    # By a subject or in a time window, events are found through the subject's (GIN) or the time
+    # index and then ordered: `seq + 0` keeps the planner from walking the whole trail backwards
+    # by seq instead, expecting to meet them early (it cannot tell how rare one subject is, nor
+    # that time follows seq).
+    order = (AuditEvent.seq + 0) if f.subject_id or (f.since and f.until) else AuditEvent.seq
+    rows = list(await session.scalars(query.where(*conditions).order_by(order.desc()).limit(check_first(first) + 1)))
     return Page(rows=rows[:first], has_next=len(rows) > first, has_previous=after is not None)
 
 
