@@ -5,6 +5,7 @@ signature is wrong; an untouched trail passes, also from the latest checkpoint o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import stat
@@ -14,9 +15,10 @@ import pytest
 from sqlalchemy import text
 
 from audit_support import registry
-from registry.audit import chain, checkpoint
+from registry.app import create_app
+from registry.audit import chain, checkpoint, trail
 from registry.db.engine import create_engine
-from test_audit_chain import TRIGGERS, as_owner, copy, sealed_trail  # noqa: F401 - a sealed trail of 30 events
+from test_audit_chain import ANALYST, TRIGGERS, as_owner, copy, sealed_trail  # noqa: F401 - a sealed trail of 30 events
 
 
 @pytest.fixture
@@ -161,13 +163,6 @@ async def test_keygen_never_overwrites_a_key(copy, tmp_path, key):
 
 
 async def test_the_sealer_writes_checkpoints_when_configured(settings, services, tmp_path):
-    import asyncio
-
-    from registry.app import create_app
-
-    from registry.audit import trail
-    from test_audit_chain import ANALYST
-
     async with services.sessions.begin() as session:  # an event to seal
         await trail.record(session, trail.Actor(ANALYST, request_id="sealer-checkpoint"), "records.consulted")
     key = tmp_path / "sealer.key"
