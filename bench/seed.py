@@ -43,7 +43,8 @@ SPAN_US = 3 * 365 * 24 * 3600 * 10**6  # record timestamps spread over the 3 yea
 NEWEST_NOT_DRAFT = 300                  # Q1 reads the 50 newest referrals: keep them visible
 SHARED_NEWEST_NOTES = 20                # Q1 reads 10, Q2 20 newest notes per subject
 
-AGENCIES = [("YOUTH", "Youth welfare agency"), ("CUTA", "Threat analysis unit"), ("POLICE", "Partner police service")]
+AGENCIES = [("YOUTH", "Youth welfare agency", "youth"), ("CUTA", "Threat analysis unit", "threat_analysis"),
+            ("POLICE", "Partner police service", "partner")]
 UNITS = ["IPPJ-BRAINE", "IPPJ-FRAIPONT", "IPPJ-SAINT-SERVAIS", "IPPJ-WAUTHIER-BRAINE", "IPPJ-SAINT-HUBERT"]
 GIVEN = ["Adam", "Sara", "Yusuf", "Lena", "Tom", "Aya", "Jonas", "Mila", "Omar", "Nina",
          "Lucas", "Emma", "Bilal", "Julie", "Noah", "Ines", "Ali", "Lotte", "Elias", "Zoe"]
@@ -209,7 +210,7 @@ def assessments(g: Gen, subs: list[tuple], refs: list[tuple]) -> list[tuple]:
 
 
 COLUMNS = {
-    "agency": ["code", "name"],
+    "agency": ["code", "name", "kind"],
     "subject": ["id", "reference", "given_name", "family_name", "date_of_birth", "national_number",
                 "institution", "legal_status", "agency_code", "review_due_at", "version",
                 "created_by", "created_at", "updated_by", "updated_at"],
@@ -251,7 +252,8 @@ async def main(dsn: str, force: bool) -> None:
             for table, rows in data.items():
                 if table == "agency":  # the demo or a previous run may have created some
                     await conn.executemany(
-                        "INSERT INTO agency (code, name) VALUES ($1, $2) ON CONFLICT DO NOTHING", rows)
+                        "INSERT INTO agency (code, name, kind) VALUES ($1, $2, $3)"
+                        " ON CONFLICT (code) DO UPDATE SET kind = excluded.kind WHERE agency.kind IS NULL", rows)
                 else:
                     await conn.copy_records_to_table(table, records=rows, columns=COLUMNS[table])
         await conn.execute("VACUUM ANALYZE")

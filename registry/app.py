@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from registry import logs, metrics
+from registry.access.agency_binding import AgencyBinding
 from registry.access.identity import DevelopmentIssuer, TokenVerifier, build_verifier
 from registry.access.policy import POLICY_PATH, Policy
 from registry.api.admission import Admission
@@ -32,6 +33,7 @@ from registry.api.documents import TrustedDocuments
 from registry.api.limits import QueryLimits
 from registry.api.schema import RegistrySchema, build_schema
 from registry.audit.chain import run_sealer, seal_status
+from registry.audit.checkpoint import Periodic
 from registry.config import Settings, get_settings
 from registry.db.budget import RateLimiter
 from registry.db.engine import ReadPool, connector, create_engine, create_read_pool, create_sessionmaker
@@ -52,6 +54,7 @@ class Services:
     policy: Policy
     schema: RegistrySchema
     verifier: TokenVerifier
+    binding: AgencyBinding
     dev_issuer: DevelopmentIssuer | None
     lookups: RateLimiter
     limits: QueryLimits
@@ -212,6 +215,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     policy=policy,
                     schema=schema,
                     verifier=verifier,
+                    binding=AgencyBinding(policy, engine),
                     dev_issuer=dev_issuer,
                     lookups=RateLimiter(create_engine(url, settings, pool_size=2), settings.lookups_per_minute),
                     limits=limits,
@@ -229,7 +233,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                 services.health.start()
                 # The sealer has its own connection: it never waits for, nor delays, a request.
                 sealer_engine = create_engine(url, settings, pool_size=1)
-                sealer = asyncio.create_task(run_sealer(sealer_engine, settings.audit_seal_interval_seconds))
+                sealer = asyncio.create_task(
+                    run_sealer(sealer_engine, settings.audit_seal_interval_seconds, Periodic.from_settings(settings))
+                )
                 pools = asyncio.create_task(metrics.sample_pools(app.state.services))
                 metrics_listener = None
                 if settings.metrics_port:

@@ -1,4 +1,4 @@
-"""The `registry` command: serve, migrate, demo, token, audit verify, export-subject, retention,
+"""The `registry` command: serve, migrate, demo, token, audit verify/keygen/checkpoint, export-subject, retention,
 export-schema, trusted-documents."""
 
 from __future__ import annotations
@@ -304,24 +304,105 @@ def _operator(command: str):
     return Actor(Principal(id=f"operator:{user}", name=f"{user} (registry {command})", agency=None), operation=command)
 
 
+def _checkpoint_key(settings: Settings) -> Path:
+    if settings.audit_checkpoint_key is None:
+        raise SystemExit("set REGISTRY_AUDIT_CHECKPOINT_KEY to the checkpoint key file")
+    return settings.audit_checkpoint_key
+
+
+def cmd_audit_keygen(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.audit.checkpoint import CheckpointError, generate_key
+
+    path = Path(args.key) if args.key else _checkpoint_key(settings)
+    try:
+        public = generate_key(path)
+    except CheckpointError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"checkpoint key written to {path} (mode 0600); its public half, for whoever verifies:")
+    print(public, end="")
+    return 0
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.audit import checkpoint
+
+    key = checkpoint.load_private(_checkpoint_key(settings))
+    found = {}
+
+    async def work(engine) -> None:
+        async with engine.connect() as conn:
+            found["head"] = await checkpoint.head(conn)
+
+    asyncio.run(_with_database(settings, work))
+    if args.dir:
+        path = checkpoint.write(Path(args.dir), found["head"], key)
+        print(f"checkpoint of link {found['head'].position} written to {path}")
+    else:
+        sys.stdout.write(checkpoint.signed(found["head"], key))
+    return 0
+
+
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import text
+
+    from registry.audit import checkpoint
     from registry.audit.chain import seal_all, verify
 
+    pins: list = []
+    if args.checkpoints:
+        try:
+            pins, problems = checkpoint.read_all(Path(args.checkpoints), checkpoint.load_public(_checkpoint_key(settings)))
+        except checkpoint.CheckpointError as exc:
+            problems = [str(exc)]
+        if not pins and not problems:
+            problems = [f"no checkpoint in {args.checkpoints}"]
+        if problems:
+            for problem in problems:
+                print(f"audit checkpoints BROKEN: {problem}")
+            return 1
+    elif args.since_checkpoint:
+        raise SystemExit("--since-checkpoint needs --checkpoints DIR")
+    start = pins[-1] if args.since_checkpoint else None
     outcome = {}
 
     async def work(engine) -> None:
         if args.seal:
             await seal_all(engine)
         async with engine.begin() as conn:
-            outcome["result"] = await verify(conn)
+            if start is not None:  # the chain must pass through it to start from it
+                there = await conn.scalar(text("SELECT hash FROM audit_seal WHERE position = :p"), {"p": start.position})
+                sealed = await conn.scalar(text("SELECT coalesce(max(position), 0) FROM audit_seal"))
+                outcome["start"] = checkpoint.problem(start, sealed, bytes(there) if there is not None else None)
+                if outcome["start"]:
+                    return
+            outcome["result"] = await verify(
+                conn, at=frozenset(c.position for c in pins), start=(start.position, start.hash) if start else None
+            )
 
     asyncio.run(_with_database(settings, work))
+    if outcome.get("start"):
+        print(f"audit checkpoints BROKEN: {outcome['start']}")
+        return 1
     result = outcome["result"]
+    failed = 0
     if not result.ok:
         print(f"audit chain BROKEN at link {result.broken_at}: {result.reason}")
         print(f"{result.sealed} links verified intact; {result.unsealed} events not yet sealed")
+        failed = 1
+    reached = result.sealed if result.ok else result.broken_at - 1
+    for pin in [start] if start else pins:
+        if result.ok or pin.position <= reached:
+            problem = checkpoint.problem(pin, reached, result.at.get(pin.position))
+            if problem:
+                print(f"audit checkpoints BROKEN: {problem}")
+                failed = 1
+    if failed:
         return 1
-    print(f"audit chain intact: {result.sealed} events sealed and verified; {result.unsealed} not yet sealed")
+    first = f" from checkpoint {start.name} (link {start.position})" if start else ""
+    print(f"audit chain intact{first}: {result.sealed} events sealed and verified; {result.unsealed} not yet sealed")
+    if pins:
+        print(f"the chain passes through {1 if start else len(pins)} checkpoint(s), the latest at link {pins[-1].position}")
     print(f"chain head: link {result.sealed} {result.head.hex()}")
     return 0
 
@@ -493,7 +574,15 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="verify the audit hash chain; exit 1 on damage", formatter_class=_HelpWithDefaults
     )
     verify.add_argument("--seal", action="store_true", help="seal committed events first")
+    verify.add_argument("--checkpoints", metavar="DIR", help="the chain must pass through every signed checkpoint of DIR")
+    verify.add_argument("--since-checkpoint", action="store_true", help="verify from the latest checkpoint of --checkpoints on")
     verify.set_defaults(handler=cmd_audit_verify)
+    keygen = audit.add_parser("keygen", help="generate the Ed25519 checkpoint key; prints its public half")
+    keygen.add_argument("key", nargs="?", help="key file to create (default: REGISTRY_AUDIT_CHECKPOINT_KEY)")
+    keygen.set_defaults(handler=cmd_audit_keygen)
+    point = audit.add_parser("checkpoint", help="write the chain head, signed with REGISTRY_AUDIT_CHECKPOINT_KEY")
+    point.add_argument("--dir", help="write checkpoint-<link>.json into DIR (default: print it)")
+    point.set_defaults(handler=cmd_audit_checkpoint)
 
     export = command("export-subject", "everything held on one subject, as JSON (recorded in the audit trail)", cmd_export_subject)
     export.add_argument("subject", help="subject id or reference")

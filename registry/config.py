@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     oidc_algorithms: list[str] = ["RS256", "PS256", "ES256", "EdDSA"]
     oidc_leeway_seconds: int = 30
     jwks_refresh_interval_seconds: int = 60
+    max_token_lifetime_seconds: int = 12 * 3600  # exp - iat (exp - now without iat) above it: refused
     claim_subject: str = "sub"
     claim_name: str = "name"
     claim_agency: str = "agency"
@@ -66,6 +67,11 @@ class Settings(BaseSettings):
     claim_unit: str = "unit"
 
     audit_seal_interval_seconds: float = 1.0
+    # Signed checkpoints of the chain head (audit.checkpoint): the Ed25519 key file, kept where
+    # the database owner cannot read it, and where the sealer writes one every interval (unset: never).
+    audit_checkpoint_key: Path | None = None
+    audit_checkpoint_dir: Path | None = None
+    audit_checkpoint_interval_seconds: float = 3600.0
     # Read queries run as one compiled SQL statement once the resolvers have run them once.
     compile_queries: bool = True
     # Access policy (DESIGN section 5); the default is auth/policy.toml in the source tree.

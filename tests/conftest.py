@@ -115,7 +115,8 @@ class World:
         self._roles: dict[str, list[str]] = {}
 
     def token(self, role: str | list[str], *, agency: str | None = None, unit: str | None = None, name: str | None = None) -> str:
-        default_agency = self.cuta if role in ("analyst", "senior_analyst") else self.agency
+        # The agency that may hold the role (auth/policy.toml): threat analysts at CUTA, partners at POLICE
+        default_agency = {"analyst": self.cuta, "senior_analyst": self.cuta, "partner": "POLICE"}.get(role, self.agency)
         token = self.services.dev_issuer.issue(
             role=role,
             agency=agency or default_agency,
@@ -158,7 +159,8 @@ class World:
 async def world(client, services) -> World:
     w = World(client, services)
     async with services.sessions.begin() as session:
-        await agencies.ensure(session, w.agency, "Youth welfare (test)")
-        await agencies.ensure(session, "CUTA", "Threat analysis")
-        await agencies.ensure(session, "POLICE", "Police")
+        await agencies.ensure(session, w.agency, "Youth welfare (test)", "youth")
+        await agencies.ensure(session, "CUTA", "Threat analysis", "threat_analysis")
+        await agencies.ensure(session, "POLICE", "Police", "partner")
+    await services.binding.reload()  # known before the test's first request, as long-registered agencies are
     return w

@@ -68,9 +68,9 @@ def only_code(body: dict) -> str:
     return found[0]
 
 
-async def ensure_agency(world: World, code: str, name: str = "Test agency") -> None:
+async def ensure_agency(world: World, code: str, name: str = "Test agency", kind: str = "youth") -> None:
     async with world.services.sessions.begin() as session:
-        await agencies.ensure(session, code, name)
+        await agencies.ensure(session, code, name, kind)
 
 
 # --------------------------------------------------------------------------- operations

@@ -408,3 +408,28 @@ async def test_a_round_that_reads_only_what_is_new_still_seals_a_late_commit(ser
         finally:
             await engine.dispose()
             await owner.dispose()
+
+
+@pytest.mark.parametrize("seq, broken", [(None, None), (7, (8, "the seal of event 8 does not follow from the previous one")),
+                                          (8, (9, "the seal of event 9 does not follow from the previous one"))])
+async def test_a_chain_read_in_several_ranges_is_joined_where_they_meet(copy, sealed_trail, monkeypatch, seq, broken):
+    # Given verify reading the 30 links in four ranges (1-8, 9-16, 17-24, 25-30)
+    monkeypatch.setattr(chain, "VERIFY_PART_MIN", 7)
+    if seq is not None:  # an event altered with its seal recomputed, at the end of a range or just before it
+        await as_owner(
+            copy, sealed_trail.settings,
+            f"UPDATE audit_event SET justification = 'nothing to see' WHERE seq = {seq}",
+            f"""UPDATE audit_seal s SET event_digest = {EVENT_DIGEST},
+                       hash = sha256(s.prev_hash || int8send(s.position) || {EVENT_DIGEST})
+                FROM audit_event e WHERE e.seq = s.event_seq AND e.seq = {seq}""",
+        )
+    engine = create_engine(copy, sealed_trail.settings, as_owner=True)
+    try:
+        async with engine.begin() as conn:
+            result = await chain.verify(conn, at=frozenset({8, 9, 30}))
+    finally:
+        await engine.dispose()
+    if broken is None:
+        assert result.ok and result.sealed == EVENTS and set(result.at) == {8, 9, 30} and result.head == result.at[30]
+    else:
+        assert (result.broken_at, result.reason) == broken and result.sealed == broken[0] - 1

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from cases import build_case, forbidden_fields
-from helpers import UPDATE_SUBJECT, actor, codes, create_subject, subject_input
+from helpers import UPDATE_SUBJECT, actor, codes, create_subject, ensure_agency, subject_input
 
 
 @pytest.fixture
@@ -288,6 +288,7 @@ async def test_forbidden_errors_name_the_field_not_its_value(world, case):
 async def test_ids_guessed_outside_the_row_scope_look_like_unknown_ids(world, case):
     # Given a caseworker of another unit, a referral officer of another agency, and an unknown id
     other_unit = actor(world, "caseworker", unit="ANOTHER-UNIT", name="other caseworker")
+    await ensure_agency(world, "OTHER-AGENCY")
     other_agency = actor(world, "referral_officer", agency="OTHER-AGENCY", name="other officer")
     unknown = str(uuid.uuid4())
     for who in (other_unit, other_agency):

@@ -68,6 +68,12 @@ def test_the_real_policy_covers_the_schema(services):
         (("[roles.dpo.read]\n", "[roles.dpo.read]\nQuery = [\"subjects\"]\n"), "grant root fields with `queries`"),
         (("mutations = [\"reviewBreakGlass\"]\n\n[roles.dpo.read]", "mutatons = []\n\n[roles.dpo.read]"), "unknown key(s) ['mutatons']"),
         (("\n[shared.read]\n", "\n[shared.reed]\n"), "[shared] has unknown key(s) ['reed']"),
+        (('[roles.analyst]\nagencies = ["threat_analysis"]\n', "[roles.analyst]\n"), "roles.analyst must say which agencies"),
+        (
+            ('[roles.partner]\nagencies = ["partner"]', '[roles.partner]\nagencies = ["partner", "police"]'),
+            "roles.partner.agencies names unknown agency kind(s) ['police']",
+        ),
+        (('[roles.dpo]\nagencies = ["*"]', "[roles.dpo]\nagencies = []"), "roles.dpo.agencies is empty"),
     ],
 )
 def test_a_policy_naming_what_does_not_exist_is_refused(services, tmp_path, edit, culprit):

@@ -137,15 +137,14 @@ async def test_a_step_out_of_order_is_refused_and_changes_nothing(world, status,
 
 
 async def test_acknowledging_a_draft_is_refused_and_changes_nothing(world):
-    # Given a draft, and a caller who can see drafts of the agency and may acknowledge
+    # Given a draft, and an analyst, who may acknowledge referrals but sees no draft
     referral = await referral_at(world, "DRAFT")
-    both = Actor(world, "referral_officer", world.token(["referral_officer", "analyst"]))
 
-    # When that caller acknowledges the draft
-    body = await attempt(both, "acknowledge", referral)
+    # When the analyst acknowledges the draft
+    body = await attempt(actor(world, "analyst"), "acknowledge", referral)
 
-    # Then it is refused as bad input (a draft must be submitted first) and nothing changed
-    assert only_code(body) == "BAD_USER_INPUT"
+    # Then it is refused as if the draft did not exist, and nothing changed
+    assert only_code(body) == "NOT_FOUND"
     assert await referral_as(world, referral["id"]) == referral
 
 

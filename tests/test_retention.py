@@ -145,8 +145,8 @@ async def population(server_url, tmp_path):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://registry") as client:
                 world = World(client, app.state.services)
                 async with world.services.sessions.begin() as session:
-                    for code in (world.agency, "CUTA", "POLICE"):
-                        await agencies.ensure(session, code, code)
+                    for code, kind in ((world.agency, "youth"), ("CUTA", "threat_analysis"), ("POLICE", "partner")):
+                        await agencies.ensure(session, code, code, kind)
                 held = {}
                 for name, born, validate in (
                     ("a", date(2008, 3, 1), True),

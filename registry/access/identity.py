@@ -574,8 +574,19 @@ class TokenVerifier:
             raise InvalidToken(_CLAIM_REASONS.get(exc.claim, f"invalid claim: {exc.claim}")) from None
         except JoseError:
             raise InvalidToken("invalid claims") from None
+        self._check_lifetime(claims)
 
         return map_claims(claims, self._settings), kid, key, float(claims["exp"])
+
+    def _check_lifetime(self, claims: dict) -> None:
+        """A token living longer than the maximum is refused: a stolen one stays useful that long."""
+        exp, iat = claims["exp"], claims.get("iat")
+        if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+            raise InvalidToken("invalid expiry")
+        issued = iat if isinstance(iat, (int, float)) and not isinstance(iat, bool) else time.time()
+        limit = self._settings.max_token_lifetime_seconds
+        if exp - issued > limit + self._settings.oidc_leeway_seconds:
+            raise InvalidToken(f"token lifetime exceeds the maximum of {limit} seconds")
 
     def _signed_by(self, obj: Any, key: Key) -> bool:
         if key.key_type == "oct":

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from registry.access.grants import MUTATION, QUERY, Grants
-from registry.access.principal import ROLES, Principal
+from registry.access.principal import AGENCY_KINDS, ANY_AGENCY, ROLES, Principal
 from registry.access.purpose import PURPOSES
 from registry.access.scopes import SCOPES
 
 POLICY_PATH = Path(__file__).resolve().parents[2] / "auth" / "policy.toml"
-ROLE_KEYS = {"scope", "purposes", "mutations", "queries", "read", "write"}
+ROLE_KEYS = {"agencies", "scope", "purposes", "mutations", "queries", "read", "write"}
 SHARED_KEYS = {"read", "write"}
 
 
@@ -37,6 +37,7 @@ class SchemaShape:
 
 @dataclass(frozen=True)
 class RolePolicy:
+    agencies: frozenset[str]  # the agency kinds that may hold the role, or ANY_AGENCY
     scope: str
     purposes: frozenset[str]
     mutations: frozenset[str]
@@ -121,10 +122,21 @@ class Policy:
         scope = spec.get("scope")
         if scope not in SCOPES:
             raise PolicyError(f"{src}: role {name!r} has unknown scope {scope!r} (known: {', '.join(SCOPES)})")
+        if "agencies" not in spec:
+            raise PolicyError(f"{src}: roles.{name} must say which agencies may hold it (agencies = [kinds])")
+        agencies = _names(spec["agencies"], f"{src}: roles.{name}.agencies")
+        known = {*AGENCY_KINDS, ANY_AGENCY}
+        if not agencies or agencies - known:
+            raise PolicyError(
+                f"{src}: roles.{name}.agencies names unknown agency kind(s) {sorted(agencies - known)}"
+                f" (known: {', '.join(AGENCY_KINDS)}, or \"{ANY_AGENCY}\" for any agency)"
+                if agencies else f"{src}: roles.{name}.agencies is empty: no agency could hold the role"
+            )
         purposes = _names(spec.get("purposes", []), f"{src}: roles.{name}.purposes")
         if purposes - set(PURPOSES):
             raise PolicyError(f"{src}: role {name!r} names unknown purpose(s) {sorted(purposes - set(PURPOSES))}")
         return RolePolicy(
+            agencies=agencies,
             scope=scope,
             purposes=purposes,
             mutations=_names(spec.get("mutations", []), f"{src}: roles.{name}.mutations"),
@@ -173,6 +185,15 @@ class Policy:
                 self._bound.clear()
             bound = self._bound[principal] = dataclasses.replace(principal, scopes=self.grants_for(principal).scopes)
         return bound
+
+    def misheld_role(self, principal: Principal, agency_kind: str | None) -> str | None:
+        """The first of the principal's roles its agency (of `agency_kind`; None: not registered)
+        may not hold, or None when it may hold them all."""
+        for name in sorted(principal.roles):
+            role = self.roles.get(name)
+            if role is not None and ANY_AGENCY not in role.agencies and agency_kind not in role.agencies:
+                return name
+        return None
 
     def readers(self, type_name: str, field: str) -> tuple[str, ...]:
         """The roles that may read Type.field (all roles for a shared field), in ROLES order."""

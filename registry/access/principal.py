@@ -14,6 +14,9 @@ ROLES = (
     "dpo",
     "admin",
 )
+# What an agency is (the agency table's `kind`): the policy says which kinds may hold each role.
+AGENCY_KINDS = ("youth", "threat_analysis", "partner")
+ANY_AGENCY = "*"
 
 
 @dataclass(frozen=True)

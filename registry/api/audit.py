@@ -41,9 +41,11 @@ class AuditEvent:
     subject_ids: list[uuid.UUID] = strawberry.field(description="Subjects concerned.")
     records: list[DisclosedRecord] = strawberry.field(description="Records concerned, with the fields disclosed.")
     detail: JSON = strawberry.field(description="Action-specific detail (versions before and after, outcome...).")
+    # Looked up for a whole page at once (audit_events); None: not looked up yet.
+    known_reviewed: strawberry.Private[Optional[bool]] = None
 
     @classmethod
-    def from_row(cls, row: tables.AuditEvent) -> "AuditEvent":
+    def from_row(cls, row: tables.AuditEvent, reviewed: Optional[bool] = None) -> "AuditEvent":
         return cls(
             id=row.id,
             sequence=row.seq,
@@ -62,12 +64,15 @@ class AuditEvent:
             subject_ids=list(row.subject_ids),
             records=[DisclosedRecord(type=r["type"], id=r["id"], fields=r.get("fields", [])) for r in row.records],
             detail=row.detail,
+            known_reviewed=reviewed,
         )
 
     @strawberry.field(description="For a break-glass event: whether the DPO has reviewed it.")
     async def reviewed(self, info: Info) -> Optional[bool]:
         if not self.break_glass:
             return None
+        if self.known_reviewed is not None:
+            return self.known_reviewed
         async with info.context.db() as session:
             return (await queries.reviewed(session, [self.id]))[self.id]
 
@@ -114,9 +119,11 @@ async def audit_events(info: Info, first: int, after: Optional[str], filter: Opt
     command = queries.EventFilter(**{k: getattr(f, k) for k in queries.EventFilter.__dataclass_fields__})
     async with info.context.db() as session:
         page = await queries.page(session, first, after, command)
+        # One query for the page, not one per event (selected or not: it costs one probe per event).
+        reviewed = await queries.reviewed(session, [r.id for r in page.rows if r.break_glass])
     cursors = [queries.cursor(r) for r in page.rows]
     return AuditEventConnection(
-        edges=[AuditEventEdge(cursor=c, node=AuditEvent.from_row(r)) for c, r in zip(cursors, page.rows)],
+        edges=[AuditEventEdge(cursor=c, node=AuditEvent.from_row(r, reviewed.get(r.id))) for c, r in zip(cursors, page.rows)],
         page_info=page_info(page, cursors),
     )
 

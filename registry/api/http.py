@@ -32,6 +32,7 @@ from registry.api.admission import Overloaded
 from registry.api.context import Context
 from registry.api.documents import Refused
 from registry.api.errors import deduplicate, error, format_error
+from registry.api.operation_name import executed_operation
 from registry.audit import trail
 from registry.db.failures import DatabaseUnavailable, log_failure, unreachable
 
@@ -137,6 +138,7 @@ async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: 
                             settings.body_timeout_seconds)
     try:
         async with services.admission.turn():
+            await _bind(principal, services, rid)
             return await _operations(body, headers, services, principal, rid, note)
     except Overloaded:
         message = "the service is at capacity; retry after the delay given"
@@ -160,6 +162,7 @@ async def _operations(body: Any, headers: dict[str, str], services: Any, princip
 
 
 async def _authenticate(header: str, services: Any):
+    """The token's principal: verified against the issuer's keys, no database involved."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         challenge = {"WWW-Authenticate": 'Bearer realm="registry"'}
@@ -171,6 +174,34 @@ async def _authenticate(header: str, services: Any):
         raise Answer(
             401, f"invalid token: {exc}", "UNAUTHENTICATED", {"WWW-Authenticate": 'Bearer error="invalid_token"'}
         ) from None
+
+
+async def _bind(principal: Any, services: Any, rid: str) -> None:
+    """Refuse a genuine token whose roles its agency may not hold (401, audited). The agencies'
+    kinds are cached; reading them, or auditing a refusal, is bounded like any database work."""
+    binding, health = services.binding, services.health
+    try:
+        check = binding.refusal(principal)
+        refusal = await (check if binding.known(principal) else health.within(check, health.timeout * 2))
+        if refusal is None:
+            return
+        log.info("token refused: %s", refusal)
+        await health.within(_record_refusal(services, principal, rid, refusal), health.timeout * 2)
+    except DatabaseUnavailable:
+        raise
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        health.suspect()
+        raise DatabaseUnavailable(NOT_CHANGED) from None
+    raise Answer(401, f"token refused: {refusal}", "UNAUTHENTICATED", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+async def _record_refusal(services: Any, principal: Any, rid: str, refusal: str) -> None:
+    """The DPO sees who tried."""
+    async with services.sessions.begin() as session:
+        detail = {"refusals": [{"code": "UNAUTHENTICATED", "reason": refusal}]}
+        await trail.record(session, trail.Actor(principal, rid), "access.refused", outcome="refused", detail=detail)
 
 
 def _too_large(max_bytes: int) -> Answer:
@@ -240,7 +271,7 @@ async def _execute(
             purpose=headers.get("registry-purpose"),
             justification=headers.get("registry-justification"),
             lookups=services.lookups,
-            operation=operation_name,
+            operation=executed_operation(query, operation_name),
         )
 
     ctx = context()

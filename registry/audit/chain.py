@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -166,12 +168,15 @@ async def _seal_rounds(engine: AsyncEngine, seen: Seen | None, wait: bool = Fals
             return total, seen
 
 
-async def run_sealer(engine: AsyncEngine, interval: float) -> None:
-    """Background task of each server process: each round reads only what it has not seen."""
+async def run_sealer(engine: AsyncEngine, interval: float, checkpoints: Any = None) -> None:
+    """Background task of each server process: each round reads only what it has not seen; with
+    `checkpoints` (audit.checkpoint.Periodic), it writes a signed checkpoint of the head now and then."""
     seen = None
     while True:
         try:
             _, seen = await _seal_rounds(engine, seen)
+            if checkpoints is not None:
+                await checkpoints.maybe_write(engine)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - keep sealing; verify reports the unsealed tail meanwhile
@@ -187,44 +192,110 @@ class Verification:
     broken_at: int | None = None  # position of the first broken link
     reason: str | None = None
     head: bytes = GENESIS  # hash of the last link verified: recorded elsewhere, it pins the chain
+    at: dict[int, bytes] = field(default_factory=dict)  # the hash of each link asked for, as recomputed
 
     @property
     def ok(self) -> bool:
         return self.broken_at is None
 
 
-async def verify(conn: AsyncConnection) -> Verification:
-    """Recompute the whole chain; stop at the first broken link."""
+# Verify reads the chain in up to VERIFY_PARTS ranges of links at once, each on a connection of
+# its own: the database builds the events' text in as many processes while Python hashes, and
+# the ranges are joined where one ends and the next begins. Rows come in batches of VERIFY_BATCH.
+VERIFY_PARTS = 4
+VERIFY_PART_MIN = 20_000  # links; a shorter chain is read in one range
+VERIFY_BATCH = 2_000
+_VERIFY = f"""
+SELECT s.position, s.event_seq, s.event_digest, s.prev_hash, s.hash, ev.event
+FROM audit_seal s
+LEFT JOIN LATERAL (SELECT {EVENT_TEXT} AS event FROM audit_event e WHERE e.seq = s.event_seq OFFSET 0) ev ON true
+WHERE s.position BETWEEN $1 AND $2
+ORDER BY s.position
+"""  # the event's text built per link in chain order (OFFSET 0): not built first and then sorted
+
+
+@dataclass
+class _Range:
+    """What one range of links showed: its first row's stored link to the range before, the hash
+    it ends with, and its first problem (position, reason, the hash before it)."""
+
+    first: int
+    last: int
+    first_seq: int | None = None
+    first_prev: bytes | None = None
+    end: bytes | None = None
+    problem: tuple[int, str, bytes | None] | None = None
+    at: dict[int, bytes] = field(default_factory=dict)
+
+
+async def _verify_range(dsn: str, part: _Range, at: frozenset[int]) -> _Range:
+    """Verify one range on a driver connection of its own (the engine's pool may hold only one)."""
+    sha256, to_bytes = hashlib.sha256, int.to_bytes
+    raw = await asyncpg.connect(dsn)
+    try:
+        async with raw.transaction(readonly=True):
+            await raw.execute("SET LOCAL TimeZone = 'UTC'")
+            cursor = await raw.cursor(_VERIFY, part.first, part.last)
+            expected, prev = part.first, None
+            while rows := await cursor.fetch(VERIFY_BATCH):
+                for position, seq, event_digest, prev_hash, hash_, event in rows:
+                    problem = None
+                    if position != expected:
+                        problem = f"link {expected} is missing (next is {position})"
+                    elif event is None:
+                        problem = f"event {seq} was removed"
+                    elif sha256(event.encode()).digest() != event_digest:
+                        problem = f"event {seq} was altered"
+                    elif (prev is not None and prev_hash != prev) or hash_ != sha256(
+                        prev_hash + to_bytes(position, 8, "big") + event_digest
+                    ).digest():
+                        problem = f"the seal of event {seq} does not follow from the previous one"
+                    if problem:
+                        part.problem = (expected, problem, prev)
+                        return part
+                    if prev is None:
+                        part.first_seq, part.first_prev = seq, prev_hash
+                    prev, expected = hash_, expected + 1
+                    if position in at:
+                        part.at[position] = hash_
+            if expected <= part.last:  # the links from `expected` on are missing in this range
+                after = await raw.fetchval("SELECT min(position) FROM audit_seal WHERE position > $1", part.last)
+                part.problem = (expected, f"link {expected} is missing (next is {after})", prev)
+            part.end = prev
+    finally:
+        await raw.close()
+    return part
+
+
+async def verify(conn: AsyncConnection, at: frozenset[int] = frozenset(), start: tuple[int, bytes] | None = None) -> Verification:
+    """Recompute the chain (from the link `start` names, whose hash it takes as given, or the
+    whole chain); stop at the first broken link. Reports the hash of the links in `at`."""
     await conn.execute(text("SET LOCAL TimeZone = 'UTC'"))
-    prev, expected, count = GENESIS, 1, 0
-    result = await conn.stream(
-        text(
-            f"""
-            SELECT s.position, s.event_seq, s.event_digest, s.prev_hash, s.hash, e.seq IS NOT NULL AS present,
-                   {EVENT_TEXT} AS event
-            FROM audit_seal s LEFT JOIN audit_event e ON e.seq = s.event_seq
-            ORDER BY s.position
-            """
-        )
-    )
-    async for row in result:
-        problem = None
-        if row.position != expected:
-            problem = f"link {expected} is missing (next is {row.position})"
-        elif not row.present:
-            problem = f"event {row.event_seq} was removed"
-        elif digest(row.event) != bytes(row.event_digest):
-            problem = f"event {row.event_seq} was altered"
-        elif bytes(row.prev_hash) != prev or bytes(row.hash) != link(prev, row.position, bytes(row.event_digest)):
-            problem = f"the seal of event {row.event_seq} does not follow from the previous one"
+    first, prev = start or (0, GENESIS)
+    hashes = {first: prev} if first in at else {}
+    last = await conn.scalar(text("SELECT coalesce(max(position), 0) FROM audit_seal"))
+    links = max(last - first, 0)
+    parts = max(1, min(VERIFY_PARTS, links // VERIFY_PART_MIN))
+    size = -(-links // parts) if links else 0
+    ranges = [_Range(first + 1 + i * size, min(first + (i + 1) * size, last)) for i in range(parts)] if links else []
+    dsn = conn.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    done = await asyncio.gather(*(_verify_range(dsn, r, at) for r in ranges))
+    count = first
+    for part in done:
+        problem = part.problem
+        if part.first_prev is not None and part.first_prev != prev and not (problem and problem[0] == part.first):
+            problem = (part.first, f"the seal of event {part.first_seq} does not follow from the previous one", prev)
         if problem:
-            await result.close()
-            return Verification(count, await _unsealed(conn), broken_at=expected, reason=problem, head=prev)
-        prev, expected, count = bytes(row.hash), expected + 1, count + 1
+            position, reason, before = problem
+            hashes.update({p: h for p, h in part.at.items() if p < position})
+            head = before if before is not None else prev
+            return Verification(position - 1, await _unsealed(conn), broken_at=position, reason=reason, head=head, at=hashes)
+        hashes.update(part.at)
+        prev, count = part.end, part.last
     stray = await _stray(conn)
     if stray:
-        return Verification(count, await _unsealed(conn), broken_at=stray[0] or count + 1, reason=stray[1], head=prev)
-    return Verification(sealed=count, unsealed=await _unsealed(conn), head=prev)
+        return Verification(count, await _unsealed(conn), broken_at=stray[0] or count + 1, reason=stray[1], head=prev, at=hashes)
+    return Verification(sealed=count, unsealed=await _unsealed(conn), head=prev, at=hashes)
 
 
 async def _stray(conn: AsyncConnection) -> tuple[int | None, str] | None:

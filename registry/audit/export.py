@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.db.tables import AuditEvent, FollowUpNote, RecordVersion, Referral, Subject, ThreatAssessment
@@ -36,6 +36,11 @@ def _event(event: AuditEvent, record_ids: set[str]) -> dict[str, Any]:
     }
 
 
+def disclosures(subject_id: uuid.UUID) -> Select:
+    """The events concerning one subject, oldest first (found through the subject index)."""
+    return select(AuditEvent).where(AuditEvent.subject_ids.contains([subject_id])).order_by(AuditEvent.seq)
+
+
 async def export_subject(session: AsyncSession, subject: Subject) -> dict[str, Any]:
     """Records, every version, and who received what, when and why."""
     referrals = list(await session.scalars(select(Referral).where(Referral.subject_id == subject.id).order_by(Referral.created_at)))
@@ -48,11 +53,7 @@ async def export_subject(session: AsyncSession, subject: Subject) -> dict[str, A
         select(RecordVersion).where(RecordVersion.record_id.in_(record_ids)).order_by(RecordVersion.record_type, RecordVersion.record_id, RecordVersion.version)
     )
     all_ids = {str(i) for i in record_ids} | {str(n.id) for n in notes}
-    events = await session.scalars(
-        select(AuditEvent)
-        .where(or_(AuditEvent.subject_ids.contains([subject.id])))
-        .order_by(AuditEvent.seq)
-    )
+    events = await session.scalars(disclosures(subject.id))
     return {
         "subject": snapshot(subject),
         "referrals": [snapshot(r) for r in referrals],

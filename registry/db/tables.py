@@ -20,6 +20,7 @@ from sqlalchemy import (
     SmallInteger,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -53,6 +54,9 @@ class Agency(Base):
 
     code: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text, nullable=False)
+    # youth, threat_analysis or partner (access.principal.AGENCY_KINDS): the policy binds roles
+    # to kinds. None (an agency registered before kinds existed) holds only roles open to any agency.
+    kind: Mapped[str | None] = mapped_column(Text)
 
 
 class Subject(Base):
@@ -216,11 +220,23 @@ class AuditEvent(Base):
     records: Mapped[list] = mapped_column(JSON, nullable=False)  # as written: migration 0004
     detail: Mapped[dict] = mapped_column(JSONB, nullable=False)
 
+    # Each of the DPO's filters has an index in the order pages are read (newest first, by seq):
+    # a page reads its rows and stops, at any volume (migration 0006).
     __table_args__ = (
         Index(None, "occurred_at"),
-        Index(None, "actor_id", "occurred_at"),
+        Index(None, "actor_id", "seq"),
+        Index(None, "actor_agency", "seq"),
+        Index(None, "purpose", "seq"),
+        Index(None, "operation", "seq"),
+        Index(None, "action", "seq"),
         Index("ix_audit_event_subject_ids", "subject_ids", postgresql_using="gin"),
         Index("ix_audit_event_break_glass", "seq", postgresql_where="break_glass"),
+        # The review of each break-glass event: whether one exists is one index probe.
+        Index(
+            "ix_audit_event_reviewed_event",
+            text("(detail ->> 'reviewedEvent')"),
+            postgresql_where=text("action = 'break_glass.reviewed'"),
+        ),
     )
 
 

@@ -6,13 +6,16 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.access.principal import Principal
+from registry.access.principal import AGENCY_KINDS, Principal
 from registry.db.tables import Agency
 from registry.domain.errors import Forbidden
 
 
-async def ensure(session: AsyncSession, code: str, name: str) -> None:
-    await session.execute(insert(Agency).values(code=code, name=name).on_conflict_do_nothing())
+async def ensure(session: AsyncSession, code: str, name: str, kind: str) -> None:
+    """Register an agency of `kind` (AGENCY_KINDS) unless its code is known already."""
+    if kind not in AGENCY_KINDS:
+        raise ValueError(f"unknown agency kind {kind!r} (known: {', '.join(AGENCY_KINDS)})")
+    await session.execute(insert(Agency).values(code=code, name=name, kind=kind).on_conflict_do_nothing())
 
 
 async def require_own(session: AsyncSession, principal: Principal) -> str:

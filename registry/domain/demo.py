@@ -26,7 +26,11 @@ SEED = 20261101
 NOW = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
 NAMESPACE = uuid.UUID("6f0c7a52-3d1e-5b7a-9c44-2a9d1e0b5d00")
 YEAR, SUBJECTS = 2026, 300
-AGENCIES = {"YOUTH": "Youth welfare agency", "CUTA": "Threat analysis unit", "POLICE": "Partner police service"}
+AGENCIES = {  # code: (name, kind)
+    "YOUTH": ("Youth welfare agency", "youth"),
+    "CUTA": ("Threat analysis unit", "threat_analysis"),
+    "POLICE": ("Partner police service", "partner"),
+}
 UNITS = ("IPPJ-BRAINE", "IPPJ-FRAIPONT", "IPPJ-SAINT-SERVAIS", "IPPJ-WAUTHIER-BRAINE", "IPPJ-SAINT-HUBERT")
 OLDEST, YOUNGEST = date(2008, 11, 2), date(2014, 11, 1)  # 12 to 17 years old on 2026-11-01
 
@@ -261,7 +265,12 @@ async def seed(engine: AsyncEngine) -> str:
     rows = build()
     async with engine.begin() as conn:
         await conn.execute(text("SELECT pg_advisory_xact_lock(727275)"))  # concurrent seeds queue here
-        await conn.execute(insert(Agency).values([{"code": c, "name": n} for c, n in AGENCIES.items()]).on_conflict_do_nothing())
+        agencies = insert(Agency).values([{"code": c, "name": n, "kind": k} for c, (n, k) in AGENCIES.items()])
+        await conn.execute(  # a demo database from before agency kinds gets them
+            agencies.on_conflict_do_update(
+                index_elements=["code"], set_={"kind": agencies.excluded.kind}, where=Agency.kind.is_(None)
+            )
+        )
         references = [r["reference"] for r in rows["subject"]]
         present = await conn.scalar(select(func.count()).select_from(Subject).where(Subject.reference.in_(references)))
         if present:
