@@ -243,7 +243,7 @@ def database():
 
 async def _seed(served: Service, tokens: dict[str, str], database_url: str) -> list[dict]:
     conn = await asyncpg.connect(database_url)
-    await conn.execute("INSERT INTO agency (code, name) VALUES ('YOUTH', 'Youth welfare'), ('POLICE', 'Police')")
+    await conn.execute("INSERT INTO agency (code, name, kind) VALUES ('YOUTH', 'Youth welfare', 'youth'), ('POLICE', 'Police', 'partner')")
     await conn.close()
     run = Run(served, tokens, [])
     subjects = _secrets()
