@@ -20,6 +20,7 @@ from sqlalchemy import (
     SmallInteger,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -80,6 +81,16 @@ class Subject(Base):
 
     __table_args__ = (
         CheckConstraint("legal_status IN ('CONCERN','SUSPECTED','CONVICTED')", name="legal_status"),
+        CheckConstraint("national_number ~ '^[0-9]{11}$'", name="national_number_ascii"),
+        # searchSubjects: trigrams of the names' search key (migration 0005 defines the function),
+        # and reference prefixes.
+        Index(
+            "ix_subject_search_name",
+            text("registry_subject_name(given_name, family_name)"),
+            postgresql_using="gin",
+            postgresql_ops={"registry_subject_name(given_name, family_name)": "gin_trgm_ops"},
+        ),
+        Index("ix_subject_reference_prefix", "reference", postgresql_ops={"reference": "text_pattern_ops"}),
     )
 
 
