@@ -159,10 +159,17 @@ async def record_request(
     lookups: list[uuid.UUID | None],
     errors: list[dict[str, Any]],
     break_glass: bool,
+    duplicates: Iterable[uuid.UUID | None] = (),
 ) -> None:
     """The events of one operation: what it changed, returned, answered and was refused."""
     for change in changes:
         await record(session, actor, change.action, **change.event())
+    for existing_id in duplicates:
+        await record(
+            session, actor, "subject.duplicate_refused", outcome="refused",
+            subject_ids=[existing_id] if existing_id else [],
+            records=[{"type": "Subject", "id": str(existing_id)}] if existing_id else [],
+        )
     for subject_id in lookups:
         hit = subject_id is not None
         await record(
