@@ -7,7 +7,7 @@ import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,6 +47,7 @@ class Context:
     changes: list[Change] = field(default_factory=list)
     lookups_answered: list[uuid.UUID | None] = field(default_factory=list)  # subject id on a hit
     duplicates_refused: list[uuid.UUID | None] = field(default_factory=list)  # the existing file's id
+    searches: list[tuple[Any, list[uuid.UUID]]] = field(default_factory=list)  # (search, subjects found)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     grants: Grants = field(init=False)
 

@@ -218,6 +218,7 @@ async def _finish(ctx: Context, statements: Any, transaction: Any, data: Any, er
                 changes=ctx.changes,
                 lookups=ctx.lookups_answered,
                 duplicates=ctx.duplicates_refused,
+                searches=ctx.searches,
                 errors=formatted,
                 break_glass=ctx.break_glass,
             )

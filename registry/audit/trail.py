@@ -160,6 +160,7 @@ async def record_request(
     errors: list[dict[str, Any]],
     break_glass: bool,
     duplicates: Iterable[uuid.UUID | None] = (),
+    searches: Iterable[tuple[Any, list[uuid.UUID]]] = (),
 ) -> None:
     """The events of one operation: what it changed, returned, answered and was refused."""
     for change in changes:
@@ -174,6 +175,13 @@ async def record_request(
         hit = subject_id is not None
         await record(
             session, actor, "lookup.performed", subject_ids=[subject_id] if hit else [], detail={"outcome": "HIT" if hit else "NO_HIT"}
+        )
+    for search, found in searches:
+        born = search.date_of_birth
+        await record(
+            session, actor, "subjects.searched", subject_ids=found,
+            records=[{"type": "Subject", "id": str(subject_id)} for subject_id in found],
+            detail={"text": search.text, "dateOfBirth": born.isoformat() if born else None},
         )
     if disclosure:
         await record(

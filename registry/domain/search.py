@@ -1,0 +1,92 @@
+"""Finding a subject's file by name or reference: ranked matches, within the caller's row scope.
+
+PostgreSQL does the matching: the names' search key (`registry_subject_name`, migration 0005:
+lower case, accents removed, the family name once more without spaces and hyphens) against the
+search text through `pg_trgm`'s word similarity, served by a GIN trigram index. A text that
+looks like a reference (`S-...`) matches reference prefixes instead. The row scope is part of
+the statement's WHERE clause, so a subject outside it is never ranked, let alone returned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Float, Select, and_, cast, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.access.principal import Principal
+from registry.access.scopes import subject_scope
+from registry.db.tables import Subject
+from registry.domain.errors import BadUserInput
+from registry.domain.pages import Page, check_first, decode_cursor, encode_cursor
+from registry.domain.text import NAME_MAX, clean
+
+MIN_TEXT = 3  # characters: below that, trigrams say nothing and every file would match
+_REFERENCE = re.compile(r"S-[A-Z0-9-]*", re.IGNORECASE | re.ASCII)
+
+
+@dataclass
+class SearchSubjects:
+    text: str
+    date_of_birth: date | None = None
+
+
+@dataclass
+class Match:
+    subject: Subject
+    score: float
+
+
+def _text(raw: str) -> str:
+    text = clean(raw, "text", limit=NAME_MAX, required=True)
+    if len(text) < MIN_TEXT:
+        raise BadUserInput(f"text must have at least {MIN_TEXT} characters", field="text")
+    return text
+
+
+def statement(principal: Principal, command: SearchSubjects, first: int, after: str | None) -> Select:
+    """The one SELECT of a search: (Subject, score) rows in scope, best first, `first` + 1 of them."""
+    text = _text(command.text)
+    check_first(first)
+    if _REFERENCE.fullmatch(text):
+        # A reference prefix: every match is as good as the others, in reference order.
+        prefix = text.upper()
+        score = literal(1.0, Float)
+        # A byte-wise range, served by the reference's text_pattern_ops index.
+        matches = and_(
+            Subject.reference.op("~>=~")(prefix),
+            Subject.reference.op("~<~")(prefix[:-1] + chr(ord(prefix[-1]) + 1)),
+        )
+    else:
+        key = func.registry_subject_name(Subject.given_name, Subject.family_name)
+        wanted = func.lower(func.registry_unaccent(text))
+        # Word similarity finds a name in the key whatever else it holds (a given name alone, the
+        # family name alone, either order); plain similarity ranks the closer full name higher.
+        score = cast((3 * func.word_similarity(wanted, key) + func.similarity(wanted, key)) / 4, Float)
+        matches = wanted.op("<%")(key)  # served by the trigram index (threshold: db.engine)
+    query = select(Subject, score.label("score")).where(matches, subject_scope(principal))
+    if command.date_of_birth is not None:
+        query = query.where(Subject.date_of_birth == command.date_of_birth)
+    if after:
+        last_score, last_reference = decode_cursor(after, 2)
+        try:
+            last = float(last_score)
+        except ValueError:
+            raise BadUserInput("after is not a valid cursor", field="after") from None
+        query = query.where(or_(score < last, and_(score == last, Subject.reference > last_reference)))
+    return query.order_by(score.desc(), Subject.reference).limit(first + 1)
+
+
+async def search(
+    session: AsyncSession, principal: Principal, command: SearchSubjects, first: int, after: str | None
+) -> Page[Match]:
+    """Subjects in scope matching `command`, best first, then by reference."""
+    rows = (await session.execute(statement(principal, command, first, after))).all()
+    page = [Match(row.Subject, row.score) for row in rows[:first]]
+    return Page(rows=page, has_next=len(rows) > first, has_previous=after is not None)
+
+
+def cursor(match: Match) -> str:
+    return encode_cursor(repr(match.score), match.subject.reference)
