@@ -41,6 +41,19 @@ async def test_a_reference_prefix_finds_the_file(world):
     assert found(data) == [subject["id"]] and data["searchSubjects"]["edges"][0]["score"] == 1.0
 
 
+async def test_reference_prefix_pages_run_in_reference_order(world):
+    references = sorted([(await create_subject(world))["reference"] for _ in range(3)])
+    casey = actor(world, "caseworker")
+    seen, after = [], None
+    while True:
+        data = (await casey.ok(SEARCH, {"text": references[0][:6], "first": 2, "after": after}))["searchSubjects"]
+        seen += [e["node"]["reference"] for e in data["edges"]]
+        if not data["pageInfo"]["hasNextPage"]:
+            break
+        after = data["pageInfo"]["endCursor"]
+    assert seen == references
+
+
 async def test_the_date_of_birth_narrows_the_result(world):
     older = await create_subject(world, givenName="Adam", familyName="Willems", dateOfBirth="2010-01-01")
     younger = await create_subject(world, givenName="Adam", familyName="Willems", dateOfBirth="2011-02-02")

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Float, Select, and_, cast, func, literal, or_, select
+from sqlalchemy import Float, Select, and_, cast, func, literal, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.access.principal import Principal
@@ -50,9 +50,9 @@ def statement(principal: Principal, command: SearchSubjects, first: int, after: 
     """The one SELECT of a search: (Subject, score) rows in scope, best first, `first` + 1 of them."""
     text = _text(command.text)
     check_first(first)
-    if _REFERENCE.fullmatch(text):
+    prefix = text.upper() if _REFERENCE.fullmatch(text) else None
+    if prefix:
         # A reference prefix: every match is as good as the others, in reference order.
-        prefix = text.upper()
         score = literal(1.0, Float)
         # A byte-wise range, served by the reference's text_pattern_ops index.
         matches = and_(
@@ -69,8 +69,13 @@ def statement(principal: Principal, command: SearchSubjects, first: int, after: 
     query = select(Subject, score.label("score")).where(matches, subject_scope(principal))
     if command.date_of_birth is not None:
         query = query.where(Subject.date_of_birth == command.date_of_birth)
+    last_score, last_reference = decode_cursor(after, 2) if after else (None, None)
+    if prefix:
+        # Byte-wise order too, so the same index serves the range and the order.
+        if after:
+            query = query.where(Subject.reference.op("~>~")(last_reference))
+        return query.order_by(literal_column("subject.reference USING ~<~")).limit(first + 1)
     if after:
-        last_score, last_reference = decode_cursor(after, 2)
         try:
             last = float(last_score)
         except ValueError:
