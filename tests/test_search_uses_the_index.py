@@ -24,7 +24,8 @@ FAMILY = "{Vandenberghe,El Amrani,Van den Broeck,De Smet,Dupont,Janssens,Maes,Be
 
 @pytest.fixture(scope="module")
 async def large(server_url, tmp_path_factory):
-    """A migrated database of its own with SUBJECTS subjects of one agency, analysed."""
+    """A migrated database of its own with SUBJECTS subjects of one agency, analysed: a tenth of
+    them with the family names above, the others with family names as varied as real ones."""
     async with separate_database(server_url, f"registry_search_{os.getpid()}") as url:
         owner = create_engine(url, Settings(database_url=url, data_dir=tmp_path_factory.mktemp("search")), as_owner=True)
         await upgrade(owner)
@@ -37,7 +38,8 @@ async def large(server_url, tmp_path_factory):
                                  institution, version, created_by, updated_by)
             SELECT gen_random_uuid(), 'S-2026-' || lpad(i::text, 6, '0'),
                    (('{GIVEN}'::text[])[1 + (i * 7) % 20]) || CASE WHEN i % 13 = 0 THEN '-Marie' ELSE '' END,
-                   (('{FAMILY}'::text[])[1 + (i * 11) % 40]) || CASE WHEN i % 17 = 0 THEN '-Peeters' ELSE '' END,
+                   CASE WHEN i % 10 = 0 THEN ('{FAMILY}'::text[])[1 + (i * 11) % 40]
+                        ELSE initcap(translate(substr(md5(i::text), 1, 4 + i % 5), '0123456789', 'ghijklmnop')) END,
                    date '2008-01-01' + (i % 2500), 'CONCERN', 'YOUTH', 'UNIT-' || (i % 5), 1, 't', 't'
             FROM generate_series(1, {SUBJECTS}) AS i
             """

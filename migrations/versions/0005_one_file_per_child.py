@@ -11,9 +11,10 @@ number, the migration stops and names the files' ids (nothing personal), for an 
 merge them, and changes nothing.
 
 Search (`searchSubjects`): the `unaccent` and `pg_trgm` extensions, an immutable wrapper of
-`unaccent` (the extension's function is only STABLE, so it cannot appear in an index), the
-search key of a subject's names as an immutable function, a GIN trigram index on that key and a
-pattern index on the reference for prefix searches.
+`unaccent` (the extension's function is only STABLE, so it cannot appear in an index or a
+generated column), the search key of a subject's names as an immutable function and a stored
+column computed from it (`search_name`), a GIN trigram index on that column and a pattern index
+on the reference for prefix searches.
 """
 
 from __future__ import annotations
@@ -104,16 +105,20 @@ def upgrade() -> None:
                  || regexp_replace(coalesce(family_name, ''), '[[:space:]''-]+', '', 'g'))) $$
         """
     )
+    # Stored, so that ranking the candidates reads the key instead of computing it again for
+    # each of them (unaccent and a regular expression per row cost more than the ranking).
     op.execute(
-        "CREATE INDEX ix_subject_search_name ON subject"
-        " USING gin (public.registry_subject_name(given_name, family_name) gin_trgm_ops)"
+        "ALTER TABLE subject ADD COLUMN search_name text"
+        " GENERATED ALWAYS AS (public.registry_subject_name(given_name, family_name)) STORED"
     )
+    op.execute("CREATE INDEX ix_subject_search_name ON subject USING gin (search_name gin_trgm_ops)")
     op.execute("CREATE INDEX ix_subject_reference_prefix ON subject (reference text_pattern_ops)")
 
 
 def downgrade() -> None:
     op.execute("DROP INDEX ix_subject_reference_prefix")
     op.execute("DROP INDEX ix_subject_search_name")
+    op.execute("ALTER TABLE subject DROP COLUMN search_name")
     op.execute("DROP FUNCTION registry_subject_name(text, text)")
     op.execute("DROP FUNCTION registry_unaccent(text)")
     op.drop_constraint("ck_subject_national_number_ascii", "subject")

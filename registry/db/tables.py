@@ -8,6 +8,8 @@ from datetime import date, datetime
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Column,
+    Computed,
     Date,
     DateTime,
     ForeignKey,
@@ -20,7 +22,6 @@ from sqlalchemy import (
     SmallInteger,
     Text,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -82,16 +83,18 @@ class Subject(Base):
     __table_args__ = (
         CheckConstraint("legal_status IN ('CONCERN','SUSPECTED','CONVICTED')", name="legal_status"),
         CheckConstraint("national_number ~ '^[0-9]{11}$'", name="national_number_ascii"),
-        # searchSubjects: trigrams of the names' search key (migration 0005 defines the function),
-        # and reference prefixes.
-        Index(
-            "ix_subject_search_name",
-            text("registry_subject_name(given_name, family_name)"),
-            postgresql_using="gin",
-            postgresql_ops={"registry_subject_name(given_name, family_name)": "gin_trgm_ops"},
-        ),
         Index("ix_subject_reference_prefix", "reference", postgresql_ops={"reference": "text_pattern_ops"}),
     )
+
+
+# searchSubjects: the names' search key (lower case, unaccented; the function is migration 0005's),
+# computed by PostgreSQL, and its trigram index. Added to the table after the class is mapped, so
+# it is a column of the table only: no record, history or export carries it.
+Subject.__table__.append_column(
+    Column("search_name", Text, Computed("registry_subject_name(given_name, family_name)", persisted=True))
+)
+Index("ix_subject_search_name", Subject.__table__.c.search_name, postgresql_using="gin",
+      postgresql_ops={"search_name": "gin_trgm_ops"})
 
 
 class Referral(Base):

@@ -1,6 +1,6 @@
 """Finding a subject's file by name or reference: ranked matches, within the caller's row scope.
 
-PostgreSQL does the matching: the names' search key (`registry_subject_name`, migration 0005:
+PostgreSQL does the matching: the names' search key (the column `search_name`, migration 0005:
 lower case, accents removed, the family name once more without spaces and hyphens) against the
 search text through `pg_trgm`'s word similarity, served by a GIN trigram index. A text that
 looks like a reference (`S-...`) matches reference prefixes instead. The row scope is part of
@@ -60,8 +60,10 @@ def statement(principal: Principal, command: SearchSubjects, first: int, after: 
             Subject.reference.op("~<~")(prefix[:-1] + chr(ord(prefix[-1]) + 1)),
         )
     else:
-        key = func.registry_subject_name(Subject.given_name, Subject.family_name)
-        wanted = func.lower(func.registry_unaccent(text))
+        key = Subject.__table__.c.search_name
+        # A sub-select: computed once per statement, also when the prepared statement's plan is
+        # generic (a function of a parameter would be computed again for every candidate).
+        wanted = select(func.lower(func.registry_unaccent(text))).scalar_subquery()
         # Word similarity finds a name in the key whatever else it holds (a given name alone, the
         # family name alone, either order); plain similarity ranks the closer full name higher.
         score = cast((3 * func.word_similarity(wanted, key) + func.similarity(wanted, key)) / 4, Float)
