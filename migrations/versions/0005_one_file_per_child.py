@@ -13,8 +13,8 @@ merge them, and changes nothing.
 Search (`searchSubjects`): the `unaccent` and `pg_trgm` extensions, an immutable wrapper of
 `unaccent` (the extension's function is only STABLE, so it cannot appear in an index or a
 generated column), the search key of a subject's names as an immutable function and a stored
-column computed from it (`search_name`), a GIN trigram index on that column and a pattern index
-on the reference for prefix searches.
+column computed from it (`search_name`), a GIN trigram index on that column, a pattern index
+on the reference for prefix searches and an index on the date of birth.
 """
 
 from __future__ import annotations
@@ -113,9 +113,12 @@ def upgrade() -> None:
     )
     op.execute("CREATE INDEX ix_subject_search_name ON subject USING gin (search_name gin_trgm_ops)")
     op.execute("CREATE INDEX ix_subject_reference_prefix ON subject (reference text_pattern_ops)")
+    # A date of birth narrows a search to a few candidates before any name is compared.
+    op.create_index(op.f("ix_subject_date_of_birth"), "subject", ["date_of_birth"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_subject_date_of_birth"), "subject")
     op.execute("DROP INDEX ix_subject_reference_prefix")
     op.execute("DROP INDEX ix_subject_search_name")
     op.execute("ALTER TABLE subject DROP COLUMN search_name")

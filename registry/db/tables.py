@@ -66,7 +66,7 @@ class Subject(Base):
     reference: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
     given_name: Mapped[str | None] = mapped_column(Text)
     family_name: Mapped[str | None] = mapped_column(Text)
-    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    date_of_birth: Mapped[date | None] = mapped_column(Date, index=True)
     national_number: Mapped[str | None] = mapped_column(Text, unique=True)
     institution: Mapped[str | None] = mapped_column(Text, index=True)
     legal_status: Mapped[str] = mapped_column(Text, nullable=False)

@@ -24,6 +24,8 @@ from registry.domain.pages import Page, check_first, decode_cursor, encode_curso
 from registry.domain.text import NAME_MAX, clean
 
 MIN_TEXT = 3  # characters: below that, trigrams say nothing and every file would match
+MAX_WORDS = 6  # words of the text each matched through the index
+_WORD = re.compile(r"[^\W_]{3,}")
 _REFERENCE = re.compile(r"S-[A-Z0-9-]*", re.IGNORECASE | re.ASCII)
 
 
@@ -37,6 +39,13 @@ class SearchSubjects:
 class Match:
     subject: Subject
     score: float
+
+
+def _key(text: str):
+    """The text as the names' search key is spelled (lower case, unaccented). A sub-select:
+    computed once per statement, also under a generic plan (a function of a parameter would be
+    computed again for every candidate)."""
+    return select(func.lower(func.registry_unaccent(text))).scalar_subquery()
 
 
 def _text(raw: str) -> str:
@@ -61,13 +70,15 @@ def statement(principal: Principal, command: SearchSubjects, first: int, after: 
         )
     else:
         key = Subject.__table__.c.search_name
-        # A sub-select: computed once per statement, also when the prepared statement's plan is
-        # generic (a function of a parameter would be computed again for every candidate).
-        wanted = select(func.lower(func.registry_unaccent(text))).scalar_subquery()
         # Word similarity finds a name in the key whatever else it holds (a given name alone, the
         # family name alone, either order); plain similarity ranks the closer full name higher.
+        wanted = _key(text)
         score = cast((3 * func.word_similarity(wanted, key) + func.similarity(wanted, key)) / 4, Float)
-        matches = wanted.op("<%")(key)  # served by the trigram index (threshold: db.engine)
+        # Every word typed (of 3 letters or more: particles such as "de" and "el" only rank) must
+        # be like a word of the names: candidates are the intersection of the words' index
+        # lookups, not every subject who shares one common given name with the text.
+        words = _WORD.findall(text)[:MAX_WORDS] or [text]
+        matches = and_(*(_key(word).op("<%")(key) for word in words))  # trigram index; threshold: db.engine
     query = select(Subject, score.label("score")).where(matches, subject_scope(principal))
     if command.date_of_birth is not None:
         query = query.where(Subject.date_of_birth == command.date_of_birth)
