@@ -74,10 +74,15 @@ def statement(principal: Principal, command: SearchSubjects, first: int, after: 
         # family name alone, either order); plain similarity ranks the closer full name higher.
         wanted = _key(text)
         score = cast((3 * func.word_similarity(wanted, key) + func.similarity(wanted, key)) / 4, Float)
-        # Every word typed (of 3 letters or more: particles such as "de" and "el" only rank) must
-        # be like a word of the names: candidates are the intersection of the words' index
-        # lookups, not every subject who shares one common given name with the text.
-        words = _WORD.findall(text)[:MAX_WORDS] or [text]
+        # Without a date of birth, every word typed (of 3 letters or more: particles such as "de"
+        # and "el" only rank) must be like a word of the names: candidates are the intersection
+        # of the words' index lookups, not every subject who shares one common given name with
+        # the text. A date of birth leaves few candidates: then the text as a whole must be like
+        # the names, which forgives a typo that spoils one short word ("tyeo" for "Théo").
+        if command.date_of_birth is None:
+            words = _WORD.findall(text)[:MAX_WORDS] or [text]
+        else:
+            words = [text]
         matches = and_(*(_key(word).op("<%")(key) for word in words))  # trigram index; threshold: db.engine
     query = select(Subject, score.label("score")).where(matches, subject_scope(principal))
     if command.date_of_birth is not None:
