@@ -15,13 +15,13 @@
 # Knobs (environment), defaults in brackets: SIZES ["20000 200000"]  PASSES [3]  CONC [16]
 #   DURATION [20] seconds of load  WORKERS [2]  POOL [10] (REGISTRY_DB_POOL_SIZE per worker)
 #   FORCE_SEED [0]  1: drop the databases, migrate and seed them again
-#   BENCH_D [/tmp/registry-search-bench]  PG_PORT [55452]  OUR_PORT [5075]  VENV [<repo>/.venv]
+#   BENCH_D [/tmp/registry-search-bench]  PG_PORT [25452] (below the ephemeral port range: a client socket cannot hold it)  OUR_PORT [5075]  VENV [<repo>/.venv]
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 BENCH_D="${BENCH_D:-/tmp/registry-search-bench}"
-PG_PORT="${PG_PORT:-55452}"
+PG_PORT="${PG_PORT:-25452}"
 OUR_PORT="${OUR_PORT:-5075}"
 SIZES="${SIZES:-20000 200000}"
 PASSES="${PASSES:-3}"
