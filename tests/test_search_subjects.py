@@ -177,3 +177,52 @@ async def test_the_page_size_and_cost_limits_count_a_search(world):
 async def test_a_bad_cursor_is_bad_user_input(world):
     body = await actor(world, "caseworker").gql(SEARCH, {"text": "hugo claes", "after": "not-a-cursor"})
     assert codes(body) == ["BAD_USER_INPUT"]
+
+
+# --------------------------------------------------------------------------- compiled reads
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"text": "celine vandenberge"},
+        {"text": "vandenberghe", "dateOfBirth": "2011-03-14"},
+        {"text": "emma peeters", "first": 2},
+        {"text": "PREFIX", "first": 2},
+    ],
+)
+async def test_a_search_runs_compiled_with_the_resolvers_answer_and_audit(world, services, variables):
+    # given subjects, some of them tied on their names
+    born = {"givenName": "Céline", "familyName": "Vandenberghe", "dateOfBirth": "2011-03-14"}
+    first = await create_subject(world, **born)
+    for given in ("Emma", "Emma", "Emma-Lou"):
+        await create_subject(world, givenName=given, familyName="Peeters")
+    if variables["text"] == "PREFIX":
+        variables = {**variables, "text": first["reference"][:8]}
+    token = world.token("caseworker")
+    compiler = services.compiler
+    # when the search runs on the resolvers, then compiled, page after page
+    answers = {}
+    try:
+        for path in ("resolvers", "learn", "compiled"):
+            compiler.enabled = path != "resolvers"
+            runs, after, pages, events = compiler.compiled_runs, None, [], []
+            while True:
+                body, request_id = await call(world, token, SEARCH, {**variables, "after": after})
+                assert "errors" not in body, body
+                pages.append(body["data"])
+                (searched,) = by_action(await events_of(services, request_id))["subjects.searched"]
+                events.append((searched.detail, sorted(str(s) for s in searched.subject_ids)))
+                page = body["data"]["searchSubjects"]
+                if not page["pageInfo"]["hasNextPage"]:
+                    break
+                after = page["pageInfo"]["endCursor"]
+            answers[path] = (pages, events)
+            if path == "resolvers":
+                assert compiler.compiled_runs == runs
+            if path == "compiled":
+                assert compiler.compiled_runs == runs + len(pages)
+    finally:
+        compiler.enabled = True
+    # then both paths answer the same pages, cursors and scores, and audit the same search
+    assert answers["compiled"] == answers["resolvers"]

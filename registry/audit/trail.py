@@ -180,7 +180,7 @@ async def record_request(
         born = search.date_of_birth
         await record(
             session, actor, "subjects.searched", subject_ids=found,
-            records=[{"type": "Subject", "id": str(subject_id)} for subject_id in found],
+            records=[{"type": "Subject", "id": subject_id} for subject_id in sorted(str(i) for i in found)],
             detail={"text": search.text, "dateOfBirth": born.isoformat() if born else None},
         )
     if disclosure:

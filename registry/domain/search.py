@@ -55,35 +55,56 @@ def _text(raw: str) -> str:
     return text
 
 
+@dataclass
+class Terms:
+    """What a search text asks for: a reference prefix (and the end of its byte-wise range), or
+    the words each matched through the index. Shared by this module's statement and the compiled
+    read's (db.json_query), so both paths match alike."""
+
+    text: str
+    prefix: str | None
+    prefix_end: str | None
+    words: list[str]
+
+
+def terms(raw: str, date_of_birth: date | None) -> Terms:
+    text = _text(raw)
+    if _REFERENCE.fullmatch(text):
+        prefix = text.upper()
+        return Terms(text, prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1), [])
+    # Without a date of birth, every word typed (of 3 letters or more: particles such as "de"
+    # and "el" only rank) must be like a word of the names: candidates are the intersection of
+    # the words' index lookups, not every subject who shares one common given name with the
+    # text. A date of birth leaves few candidates: then the text as a whole must be like the
+    # names, which forgives a typo that spoils one short word ("tyeo" for "Théo").
+    words = _WORD.findall(text)[:MAX_WORDS] if date_of_birth is None else []
+    return Terms(text, None, None, words or [text])
+
+
+def cursor_key(score: float) -> str:
+    """A score as PostgreSQL writes a float8 (shortest exact digits, no trailing `.0`), so a
+    compiled read's cursors are the resolvers' cursors."""
+    written = repr(score)
+    return written[:-2] if written.endswith(".0") else written
+
+
 def statement(principal: Principal, command: SearchSubjects, first: int, after: str | None) -> Select:
     """The one SELECT of a search: (Subject, score) rows in scope, best first, `first` + 1 of them."""
-    text = _text(command.text)
+    asked = terms(command.text, command.date_of_birth)
     check_first(first)
-    prefix = text.upper() if _REFERENCE.fullmatch(text) else None
+    prefix = asked.prefix
     if prefix:
         # A reference prefix: every match is as good as the others, in reference order.
         score = literal(1.0, Float)
         # A byte-wise range, served by the reference's text_pattern_ops index.
-        matches = and_(
-            Subject.reference.op("~>=~")(prefix),
-            Subject.reference.op("~<~")(prefix[:-1] + chr(ord(prefix[-1]) + 1)),
-        )
+        matches = and_(Subject.reference.op("~>=~")(prefix), Subject.reference.op("~<~")(asked.prefix_end))
     else:
         key = Subject.__table__.c.search_name
         # Word similarity finds a name in the key whatever else it holds (a given name alone, the
         # family name alone, either order); plain similarity ranks the closer full name higher.
-        wanted = _key(text)
+        wanted = _key(asked.text)
         score = cast((3 * func.word_similarity(wanted, key) + func.similarity(wanted, key)) / 4, Float)
-        # Without a date of birth, every word typed (of 3 letters or more: particles such as "de"
-        # and "el" only rank) must be like a word of the names: candidates are the intersection
-        # of the words' index lookups, not every subject who shares one common given name with
-        # the text. A date of birth leaves few candidates: then the text as a whole must be like
-        # the names, which forgives a typo that spoils one short word ("tyeo" for "Théo").
-        if command.date_of_birth is None:
-            words = _WORD.findall(text)[:MAX_WORDS] or [text]
-        else:
-            words = [text]
-        matches = and_(*(_key(word).op("<%")(key) for word in words))  # trigram index; threshold: db.engine
+        matches = and_(*(_key(word).op("<%")(key) for word in asked.words))  # trigram index; threshold: db.engine
     query = select(Subject, score.label("score")).where(matches, subject_scope(principal))
     if command.date_of_birth is not None:
         query = query.where(Subject.date_of_birth == command.date_of_birth)
@@ -112,4 +133,4 @@ async def search(
 
 
 def cursor(match: Match) -> str:
-    return encode_cursor(repr(match.score), match.subject.reference)
+    return encode_cursor(cursor_key(match.score), match.subject.reference)
