@@ -12,6 +12,8 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from audit_support import separate_database
 from registry.access.principal import Principal
+from registry.api.compiler import _compile, _parameters
+from registry.api.context import Context
 from registry.config import Settings
 from registry.db.engine import WORD_SIMILARITY_THRESHOLD, create_engine
 from registry.db.migrate import upgrade
@@ -68,3 +70,27 @@ async def test_a_reference_prefix_reads_the_reference_index(large):
     explained = await plan(large, "S-2026-0123")
     assert "ix_subject_reference_prefix" in explained, explained
     assert '"Seq Scan"' not in explained, explained
+
+
+COMPILED = """
+query($text: String!, $dateOfBirth: Date, $first: Int = 20, $after: String) {
+  searchSubjects(text: $text, dateOfBirth: $dateOfBirth, first: $first, after: $after) {
+    edges { cursor score node { id reference givenName familyName } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+
+
+async def test_the_compiled_search_reads_the_indexes_too(large, services):
+    # given the statement the read compiler makes of a search, for a referral officer of YOUTH
+    officer = Principal(id="officer", name="Officer", agency="YOUTH", roles=frozenset({"referral_officer"}))
+    ctx = Context(principal=officer, policy=services.policy, session=None, request_id="explain")
+    plan = _compile(services.compiler.schema, COMPILED, None, ctx)
+    for variables, index in (({"text": "celine vandenberge"}, "ix_subject_search_name"),
+                             ({"text": "S-2026-0123"}, "ix_subject_reference_prefix")):
+        arguments = plan.prepared.arguments(ctx.principal, _parameters(plan, variables))
+        # when PostgreSQL plans it with this request's values
+        explained = await large.fetchval(f"EXPLAIN (FORMAT JSON) {plan.prepared.sql}", *arguments)
+        # then the index serves it
+        assert index in explained, explained
+        assert '"Seq Scan"' not in explained, explained
