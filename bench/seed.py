@@ -34,7 +34,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import asyncpg
 
-from registry.domain.national_number import check_digits
+from registry.domain.national_number import check_digits, normalize
 
 SEED = 20240601
 N_SUBJECTS, N_REFERRALS, N_NOTES, N_ASSESSMENTS = 20_000, 30_000, 200_000, 40_000
@@ -110,7 +110,7 @@ def subjects(g: Gen) -> list[tuple]:
         by = g.rng.choice(CASEWORKERS)[1]
         rows.append((
             g.uid(), f"S-BENCH-{i:06d}", g.rng.choice(GIVEN), g.rng.choice(FAMILY), born,
-            body + check_digits(body, born_2000_or_later=True), g.rng.choice(UNITS),
+            normalize(body + check_digits(body, born_2000_or_later=True)), g.rng.choice(UNITS),
             g.rng.choice(LEGAL_STATUS), "YOUTH", eighteenth_birthday(born), 1, by, created, by, created,
         ))
     return rows

@@ -95,11 +95,12 @@ EXPECTED = expected()
 
 # DESIGN section 5 "Writes" and section 7 "Queries" (partner: hit/no-hit only; admin: nothing personal).
 READS = {"me", "subject", "subjects", "referral", "referrals"}
+SEARCH = {"searchSubjects"}  # section 8: the roles that read names search them; the dpo reads none
 QUERIES = {
-    "caseworker": READS,
-    "referral_officer": READS,
-    "analyst": READS,
-    "senior_analyst": READS,
+    "caseworker": READS | SEARCH,
+    "referral_officer": READS | SEARCH,
+    "analyst": READS | SEARCH,
+    "senior_analyst": READS | SEARCH,
     "dpo": READS | {"auditEvents"},  # section 6: the DPO queries the audit trail
     "partner": {"me", "lookupSubject"},
     "admin": {"me"},

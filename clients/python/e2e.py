@@ -106,6 +106,13 @@ def check_mutation_creates_a_subject() -> None:
     Run.subject_id, Run.number = subject.id, number
 
 
+def check_search_by_name() -> None:
+    # Accents, case and a typo do not matter; the caseworker of the subject's unit finds it.
+    found = client("caseworker").search_subjects(text="client generatd").search_subjects
+    assert found is not None and found.edges and found.edges[0].node.id == Run.subject_id, found
+    assert 0 < found.edges[0].score <= 1
+
+
 def check_forbidden_field_is_null_with_an_error() -> None:
     # A caseworker may not read nationalNumber: null plus FORBIDDEN, the rest of the file arrives.
     try:
@@ -202,6 +209,7 @@ CHECKS: list[Callable[[], None]] = [
     check_me,
     check_query_a_page,
     check_mutation_creates_a_subject,
+    check_search_by_name,
     check_forbidden_field_is_null_with_an_error,
     check_referral_workflow,
     check_stale_version_is_a_conflict,

@@ -1,7 +1,7 @@
 """accountability at volume: agency kinds, audit indexes
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-29
 
 Each filter of the DPO's audit search gets an index in the order pages are read (by seq, newest
@@ -20,7 +20,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import cached_property
 from typing import Any, Callable
 
@@ -47,13 +47,15 @@ from registry.api.limits import QueryLimits, cost_errors
 from registry.api.purpose_guard import declared
 from registry.db import json_query as jq
 from registry.db.failures import log_failure
+from registry.domain import search
 from registry.domain.errors import RegistryError
 from registry.domain.pages import MAX_PAGE_SIZE, decode_cursor
 
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 512
-ROOTS = {"subject": "Subject", "referral": "Referral", "subjects": "Subject", "referrals": "Referral"}
+ROOTS = {"subject": "Subject", "referral": "Referral", "subjects": "Subject", "referrals": "Referral",
+         "searchSubjects": "Subject"}
 FILTERS = {
     "Subject": ("SubjectFilter", {"reference": "reference", "institution": "institution",
                                   "legalStatus": "legal_status", "agency": "agency"}),
@@ -89,6 +91,7 @@ class Plan:
     root_refusals: list[tuple[str, str, FieldNode]]
     params: dict[str, Callable[[dict], Any]]  # parameter -> its value from the request's variables
     sized_by_variables: bool  # a page size comes from a variable: the cost depends on the request
+    search: tuple[str, str] | None = None  # searchSubjects: the parameters of its text and date of birth
 
     @cached_property
     def refuses(self) -> bool:
@@ -153,7 +156,7 @@ class Compiler:
                 raise Fallback  # past the cost limit with these page sizes: the resolvers refuse it
         except (Fallback, RegistryError):
             return None  # the resolvers refuse it with the right error
-        one_statement = not plan.refuses and (
+        one_statement = not plan.refuses and plan.search is None and (
             jq.expected_records(plan.roots, params, self.limits.list_estimate) <= jq.ONE_STATEMENT_RECORDS
         )
         return Bound(self, plan, params, one_statement)
@@ -179,6 +182,10 @@ class Bound:
             return orjson.Fragment(prepared.without_tags(response)), []
         response = await connection.fetchval(prepared.sql, *prepared.arguments(ctx.principal, self.params))
         body = prepared.disclosed(response, ctx.disclosure)
+        if plan.search is not None:  # the search's own event: its text, and the subjects it returned
+            text, born = (self.params[name] for name in plan.search)
+            found = sorted(ctx.disclosure.by_type.get("Subject", {}))
+            ctx.searches.append((search.SearchSubjects(text=text, date_of_birth=born), [uuid.UUID(i) for i in found]))
         if not plan.refuses:
             return orjson.Fragment(body), []
         data = orjson.loads(body)
@@ -206,6 +213,9 @@ def _compile(schema: GraphQLSchema, query: str, operation_name: str | None, ctx:
     for key, node in planner.fields(operation.selection_set, schema.query_type):
         roots.append(planner.root(key, node))
     prepared = jq.prepare(roots, ctx.principal)
+    if planner.search is not None and (len(roots) != 1 or not prepared.positions):
+        # Its audit event names the subjects disclosed: alone, and with some field of them.
+        raise jq.Unsupported("searchSubjects with other roots, or disclosing nothing")
     return Plan(
         prepared=prepared,
         document=document,
@@ -215,6 +225,7 @@ def _compile(schema: GraphQLSchema, query: str, operation_name: str | None, ctx:
         root_refusals=planner.root_refusals,
         params=planner.params,
         sized_by_variables=planner.sized_by_variables,
+        search=planner.search,
     )
 
 
@@ -229,6 +240,7 @@ class _Planner:
         self.root_refusals: list[tuple[str, str, FieldNode]] = []
         self.params: dict[str, Callable[[dict], Any]] = {}
         self.sized_by_variables = False
+        self.search: tuple[str, str] | None = None
         self.variable_defaults = {
             d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
         }
@@ -284,11 +296,12 @@ class _Planner:
         if paged:
             if jq.Param.AFTER_KEY in self.params:
                 raise jq.Unsupported("two pages with cursors")
-            self.cursor_params(kind, self.value(after, None, _optional(_text)))
-        filters = self.filters(key, kind, args.get("filter"))
+            self.cursor_params(name if name == "searchSubjects" else kind, self.value(after, None, _optional(_text)))
+        filters = {} if name == "searchSubjects" else self.filters(key, kind, args.get("filter"))
+        found = self.search_terms(key, args) if name == "searchSubjects" else None
         outputs, infos = self.connection(node.selection_set, object_type)
         self.infos[key] = infos
-        connection = jq.Connection(kind=kind, first=first, after=paged, filters=filters, outputs=outputs)
+        connection = jq.Connection(kind=kind, first=first, after=paged, filters=filters, outputs=outputs, search=found)
         return jq.Root(key, name, connection=connection)
 
     def value(self, node: Any, default: Any, convert: Callable[[Any], Any]) -> Callable[[dict], Any]:
@@ -314,11 +327,42 @@ class _Planner:
             cursor = raw(variables)
             return None if cursor is None else decode_cursor(cursor, count)
 
-        if kind == "Subject":
+        if kind == "searchSubjects":  # [score, reference]
+            self.params[jq.Param.AFTER_SCORE] = lambda v: _optional(_score)((parts(v, 2) or [None, None])[0])
+            self.params[jq.Param.AFTER_KEY] = lambda v: (parts(v, 2) or [None, None])[1]
+        elif kind == "Subject":
             self.params[jq.Param.AFTER_KEY] = lambda v: (parts(v, 1) or [None])[0]
         else:
             self.params[jq.Param.AFTER_KEY] = lambda v: _optional(_moment)((parts(v, 2) or [None, None])[0])
             self.params[jq.Param.AFTER_ID] = lambda v: _optional(_uuid)((parts(v, 2) or [None, None])[1])
+
+    def search_terms(self, key: str, args: dict) -> jq.Search:
+        """searchSubjects' parameters, from domain.search.terms of each request's text."""
+        if self.search is not None:
+            raise jq.Unsupported("two searches")
+        raw = self.value(args.get("text"), None, _text)
+        born = self.value(args.get("dateOfBirth"), None, _optional(_date))
+
+        def asked(variables: dict) -> search.Terms:
+            return search.terms(raw(variables), born(variables))  # BadUserInput: the resolvers say it
+
+        names = jq.Search(
+            text=jq.Param.named("search", "text"),
+            prefix=jq.Param.named("search", "prefix"),
+            prefix_end=jq.Param.named("search", "prefix_end"),
+            words=[jq.Param.named("search", "word", i) for i in range(search.MAX_WORDS)],
+            born=jq.Param.named("search", "born"),
+        )
+        self.params[names.text] = lambda v: asked(v).text
+        self.params[names.prefix] = lambda v: asked(v).prefix
+        self.params[names.prefix_end] = lambda v: asked(v).prefix_end
+        for i, word in enumerate(names.words):
+            self.params[word] = lambda v, i=i: (asked(v).words[i:i + 1] or [None])[0] if asked(v).prefix is None else None
+        self.params[names.born] = born
+        raw_name = jq.Param.named("search", "raw")
+        self.params[raw_name] = raw
+        self.search = (raw_name, names.born)
+        return names
 
     def filters(self, key: str, kind: str, value: Any) -> dict[str, str]:
         """Filter field -> parameter; each request's values are checked against the write rules."""
@@ -369,6 +413,8 @@ class _Planner:
                         edge_outputs.append(jq.Constant(edge_key, edge_type.name))
                     elif edge_name == "cursor":
                         edge_outputs.append(jq.EdgeCursor(edge_key))
+                    elif edge_name == "score":
+                        edge_outputs.append(jq.EdgeScore(edge_key))
                     else:
                         info, record = self.record(edge_node.selection_set, get_named_type(edge_type.fields["node"].type))
                         infos.setdefault(key, {})[edge_key] = info
@@ -451,6 +497,24 @@ def _text(value: Any) -> str:
     if not isinstance(value, str) or "\x00" in value:
         raise Fallback
     return value
+
+
+def _date(value: Any) -> date:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        raise Fallback
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Fallback from None
+
+
+def _score(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise Fallback from None
 
 
 def _moment(value: str) -> datetime:

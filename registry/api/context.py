@@ -7,7 +7,7 @@ import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +16,7 @@ from registry.access.policy import Policy
 from registry.access.principal import Principal
 from registry.audit.trail import Actor, Change, Disclosure
 from registry.db.budget import RateLimiter
+from registry.domain.errors import DuplicateNationalNumber
 
 if TYPE_CHECKING:
     from registry.api.loaders import Loaders
@@ -45,6 +46,8 @@ class Context:
     disclosure: Disclosure = field(default_factory=Disclosure)
     changes: list[Change] = field(default_factory=list)
     lookups_answered: list[uuid.UUID | None] = field(default_factory=list)  # subject id on a hit
+    duplicates_refused: list[uuid.UUID | None] = field(default_factory=list)  # the existing file's id
+    searches: list[tuple[Any, list[uuid.UUID]]] = field(default_factory=list)  # (search, subjects found)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     grants: Grants = field(init=False)
 
@@ -72,8 +75,15 @@ class Context:
         succeeded is kept for the audit trail (the resolver must say which record changed)."""
         change = Change(action, self.session)
         async with self.lock:
-            async with self.session.begin_nested():
-                yield change
+            try:
+                async with self.session.begin_nested():
+                    yield change
+            except DuplicateNationalNumber as duplicate:
+                # The refusal says a file exists: audited, and paid for like a hit/no-hit lookup
+                # (once the budget is spent, RATE_LIMITED replaces the CONFLICT).
+                self.duplicates_refused.append(duplicate.existing_id)
+                await self.lookups.take(self.principal.id)
+                raise
         if change.record is None:
             raise RuntimeError(f"mutation {action} did not report the record it changed")
         self.changes.append(change)

@@ -35,7 +35,7 @@ CONVENTIONS = {
     "first": "Page size: how many items to return, from 0 to the page-size limit (100 by default).",
     "after": "Cursor after which the page starts: the endCursor of the previous page; omit for the first page.",
     "filter": "Narrows the list; fields left out do not filter.",
-    "nationalNumber": "Belgian national register (or BIS) number: 11 digits.",
+    "nationalNumber": "Belgian national register (or BIS) number: 11 digits (any script's digits; spaces, dots and dashes ignored).",
 }
 
 

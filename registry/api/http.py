@@ -392,6 +392,8 @@ async def _finish(ctx: Context, statements: Any, transaction: Any, data: Any, er
                 disclosure=ctx.disclosure,
                 changes=ctx.changes,
                 lookups=ctx.lookups_answered,
+                duplicates=ctx.duplicates_refused,
+                searches=ctx.searches,
                 errors=formatted,
                 break_glass=ctx.break_glass,
             )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Optional
+from datetime import date
+from typing import Annotated, Optional
 
 import strawberry
 from strawberry.types import Info
@@ -23,13 +24,24 @@ from registry.api.types import (
     Subject,
     SubjectConnection,
     SubjectEdge,
+    SubjectSearchConnection,
+    SubjectSearchEdge,
     TypeFields,
     page_info,
 )
 from registry.api import audit
 from registry.api.audit import AuditEventConnection, AuditEventFilter
 from registry.api.errors import CODES_DESCRIPTION
-from registry.domain import lookup, referrals, subjects
+from registry.domain import lookup, referrals, search, subjects
+
+SearchText = Annotated[
+    str,
+    strawberry.argument(
+        description="Names (given, family, or both in any order; case, accents and small typos do not matter)"
+        " or the start of a reference (S-...); at least 3 characters."
+    ),
+]
+BornOn = Annotated[Optional[date], strawberry.argument(description="Only subjects born on this day.")]
 
 
 @strawberry.input(description="Narrows a list of subjects.")
@@ -107,6 +119,27 @@ class Query:
         cursors = [subjects.cursor(r) for r in page.rows]
         return SubjectConnection(
             edges=[SubjectEdge(cursor=c, node=Subject.from_row(r)) for c, r in zip(cursors, page.rows)],
+            page_info=page_info(page, cursors),
+        )
+
+    @strawberry.field(
+        description="Subjects in the caller's scope whose names match `text`, or whose reference starts with it;"
+        " best match first, then by reference."
+    )
+    async def search_subjects(
+        self, info: Info, text: SearchText, date_of_birth: BornOn = None, first: int = 20, after: Optional[str] = None
+    ) -> Optional[SubjectSearchConnection]:
+        ctx = info.context
+        command = search.SearchSubjects(text=text, date_of_birth=date_of_birth)
+        async with ctx.db() as session:
+            page = await search.search(session, ctx.principal, command, first, after)
+        ctx.searches.append((command, [m.subject.id for m in page.rows]))
+        cursors = [search.cursor(m) for m in page.rows]
+        return SubjectSearchConnection(
+            edges=[
+                SubjectSearchEdge(cursor=c, score=m.score, node=Subject.from_row(m.subject))
+                for c, m in zip(cursors, page.rows)
+            ],
             page_info=page_info(page, cursors),
         )
 

@@ -358,6 +358,21 @@ class SubjectConnection:
     page_info: PageInfo = strawberry.field(description="Pagination state.")
 
 
+@strawberry.type(description="A subject found by searchSubjects, with how well it matched.")
+class SubjectSearchEdge:
+    cursor: str = strawberry.field(description="Position of this item.")
+    score: float = strawberry.field(
+        description="How well the subject matched the search text, from 0 to 1 (1: a reference prefix or the exact names)."
+    )
+    node: Subject = strawberry.field(description="The subject.")
+
+
+@strawberry.type(description="A page of search results, best match first, then by reference.")
+class SubjectSearchConnection:
+    edges: list[SubjectSearchEdge] = strawberry.field(description="The subjects of this page.")
+    page_info: PageInfo = strawberry.field(description="Pagination state.")
+
+
 @strawberry.type(description="A referral in a page of referrals.")
 class ReferralEdge:
     cursor: str = strawberry.field(description="Position of this item.")

@@ -3,7 +3,9 @@
 ACTIONS = {
     "records.consulted": "personal data was returned to the caller",
     "access.refused": "a request was refused (FORBIDDEN, PURPOSE_REQUIRED) before or while reading",
+    "subjects.searched": "subjects were searched by name or reference (the search text and the subjects found)",
     "lookup.performed": "a partner asked whether a national number is known (hit/no-hit)",
+    "subject.duplicate_refused": "a file was refused because its national number is registered (the existing file is named)",
     "subject.created": "a subject file was registered",
     "subject.updated": "a subject file was changed",
     "referral.drafted": "a referral was drafted",

@@ -111,6 +111,6 @@ async def mark_reviewed(session: AsyncSession, actor: trail.Actor, event_id: uui
         actor,
         REVIEWED,
         subject_ids=event.subject_ids,
-        detail={"reviewedEvent": str(event_id), "note": clean(note, "note", limit=TEXT_MAX, required=True)},
+        detail={"reviewedEvent": str(event_id), "note": clean(note, "note", limit=TEXT_MAX, required=True, multiline=True)},
     )
     return event

@@ -159,14 +159,29 @@ async def record_request(
     lookups: list[uuid.UUID | None],
     errors: list[dict[str, Any]],
     break_glass: bool,
+    duplicates: Iterable[uuid.UUID | None] = (),
+    searches: Iterable[tuple[Any, list[uuid.UUID]]] = (),
 ) -> None:
     """The events of one operation: what it changed, returned, answered and was refused."""
     for change in changes:
         await record(session, actor, change.action, **change.event())
+    for existing_id in duplicates:
+        await record(
+            session, actor, "subject.duplicate_refused", outcome="refused",
+            subject_ids=[existing_id] if existing_id else [],
+            records=[{"type": "Subject", "id": str(existing_id)}] if existing_id else [],
+        )
     for subject_id in lookups:
         hit = subject_id is not None
         await record(
             session, actor, "lookup.performed", subject_ids=[subject_id] if hit else [], detail={"outcome": "HIT" if hit else "NO_HIT"}
+        )
+    for search, found in searches:
+        born = search.date_of_birth
+        await record(
+            session, actor, "subjects.searched", subject_ids=found,
+            records=[{"type": "Subject", "id": subject_id} for subject_id in sorted(str(i) for i in found)],
+            detail={"text": search.text, "dateOfBirth": born.isoformat() if born else None},
         )
     if disclosure:
         await record(

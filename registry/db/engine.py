@@ -30,10 +30,16 @@ def _json_text(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
+WORD_SIMILARITY_THRESHOLD = "0.5"
+
+
 def _server_settings(settings: Settings, as_owner: bool) -> dict[str, str]:
     out = {
         "application_name": "registry",
         "timezone": "UTC",  # timestamps in JSON built by PostgreSQL read as the API writes them
+        # searchSubjects: how alike a name must be to the text to be a candidate (pg_trgm's `<%`,
+        # served by the trigram index); the default 0.6 misses names typed with two typos.
+        "pg_trgm.word_similarity_threshold": WORD_SIMILARITY_THRESHOLD,
     }
     if not as_owner:  # the requests' limit: a migration or `audit verify` takes what it takes
         out["statement_timeout"] = str(settings.statement_timeout_ms)

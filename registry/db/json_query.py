@@ -16,6 +16,8 @@ from typing import Any, Callable, Union
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
+    Float,
     Integer,
     Text,
     and_,
@@ -90,6 +92,13 @@ class EdgeCursor:
 
 
 @dataclass
+class EdgeScore:
+    """searchSubjects: how well the subject matched."""
+
+    key: str
+
+
+@dataclass
 class EdgeNode:
     key: str
     node: Record
@@ -98,7 +107,7 @@ class EdgeNode:
 @dataclass
 class Edges:
     key: str
-    outputs: list[Union[Constant, EdgeCursor, EdgeNode]]
+    outputs: list[Union[Constant, EdgeCursor, EdgeScore, EdgeNode]]
 
 
 @dataclass
@@ -114,12 +123,24 @@ class PageInfo:
 
 
 @dataclass
+class Search:
+    """searchSubjects' terms (domain.search.terms), as the names of their parameters."""
+
+    text: str  # the names as typed (cleaned)
+    prefix: str  # a reference prefix, or null: the names are searched
+    prefix_end: str  # the end of the prefix's byte-wise range
+    words: list[str]  # MAX_WORDS parameters; those the text does not use are null
+    born: str  # date of birth, or null
+
+
+@dataclass
 class Connection:
     kind: str
     first: str  # name of the page-size parameter
     after: bool  # whether the operation can give a cursor (its value, maybe null, is a parameter)
     filters: dict[str, str]  # filter field -> parameter name (null: that field does not filter)
     outputs: list[Union[Constant, Edges, PageInfo]]
+    search: Search | None = None  # searchSubjects: matched and ranked, instead of ordered by reference
 
 
 @dataclass
@@ -156,6 +177,7 @@ class Param:
     PREFIX = "req_"
     AFTER_KEY = "req_after_key"
     AFTER_ID = "req_after_id"
+    AFTER_SCORE = "req_after_score"
 
     @staticmethod
     def named(*parts: object) -> str:
@@ -396,7 +418,8 @@ class _Builder:
 
     def connection(self, conn: Connection) -> ColumnElement:
         model = MODELS[conn.kind]
-        row = aliased(model)
+        # A search's order names its row by name (`USING`, which the ORM does not write).
+        row = aliased(model, name="searched") if conn.search is not None else aliased(model)
         conditions = [self.scope(conn.kind, row)]
         for name, parameter in conn.filters.items():
             column = getattr(row, FILTER_COLUMNS[name])
@@ -407,7 +430,11 @@ class _Builder:
                 value = bindparam(parameter, None, type_=postgresql.UUID(as_uuid=True) if name == "subject_id" else Text)
                 conditions.append(or_(value.is_(None), column == value))
         # A page after a cursor; a null cursor (no `after` in this request) starts at the top.
-        if conn.kind == "Subject":
+        score = None
+        if conn.search is not None:
+            search_conditions, score, order = self.search(conn, row)
+            conditions += search_conditions
+        elif conn.kind == "Subject":
             order = (row.reference,)
             if conn.after:
                 after = _after_key("Subject")
@@ -422,11 +449,12 @@ class _Builder:
                 )
         first = _count(conn.first)
         position = func.row_number().over(order_by=order).label("position")
-        inner = select(row, position).where(*conditions).order_by(*order).limit(first + literal_column("1")).subquery()
+        columns = [row, position] if score is None else [row, position, score.label("score")]
+        inner = select(*columns).where(*conditions).order_by(*order).limit(first + literal_column("1")).subquery()
         item = aliased(model, inner)
         rank = inner.c.position
         in_page = rank <= first
-        cursor = self.cursor(conn.kind, item)
+        cursor = self.cursor(conn.kind, item, None if score is None else inner.c.score)
         parts: list[Any] = []
         for out in conn.outputs:
             parts.append(_key(out.key))
@@ -440,6 +468,8 @@ class _Builder:
                         edge.append(_constant(e.value))
                     elif isinstance(e, EdgeCursor):
                         edge.append(cursor)
+                    elif isinstance(e, EdgeScore):
+                        edge.append(inner.c.score)
                     else:
                         edge.append(self.record(e.node, item, DISTINCT))
                 aggregated = func.json_agg(aggregate_order_by(func.json_build_object(*edge), rank)).filter(in_page)
@@ -466,9 +496,44 @@ class _Builder:
         return func.json_build_object(*fields)
 
     @staticmethod
-    def cursor(kind: str, item: Any) -> ColumnElement:
+    def search(conn: Connection, row: Any) -> tuple[list[ColumnElement], ColumnElement, tuple]:
+        """searchSubjects' conditions, score and order: domain.search.statement's, with the terms
+        as parameters (words the text does not use are null and match everything)."""
+        s = conn.search
+        prefix, prefix_end = bindparam(s.prefix, None, type_=Text), bindparam(s.prefix_end, None, type_=Text)
+        born = bindparam(s.born, None, type_=Date)
+        key = inspect(row).selectable.c.search_name
+
+        def spelled(value: ColumnElement) -> ColumnElement:  # once per statement, as in the domain
+            return select(func.lower(func.registry_unaccent(value))).scalar_subquery()
+
+        wanted = spelled(bindparam(s.text, None, type_=Text))
+        words = [bindparam(word, None, type_=Text) for word in s.words]
+        names = and_(prefix.is_(None), *[or_(word.is_(None), spelled(word).op("<%")(key)) for word in words])
+        references = and_(prefix.is_not(None), row.reference.op("~>=~")(prefix), row.reference.op("~<~")(prefix_end))
+        ranked = cast((3 * func.word_similarity(wanted, key) + func.similarity(wanted, key)) / 4, Float)
+        score = case((prefix.is_not(None), literal_column("1.0", Float)), else_=ranked)
+        conditions = [or_(names, references), or_(born.is_(None), row.date_of_birth == born)]
+        if conn.after:
+            last_reference, last_score = _after_key("Subject"), bindparam(Param.AFTER_SCORE, None, type_=Float)
+            conditions.append(or_(
+                last_reference.is_(None),
+                and_(prefix.is_(None), or_(score < last_score, and_(score == last_score, row.reference > last_reference))),
+                and_(prefix.is_not(None), row.reference.op("~>~")(last_reference)),
+            ))
+        by_name = case((prefix.is_(None), row.reference))
+        order = (score.desc(), by_name, literal_column("searched.reference USING ~<~"))
+        return conditions, score, order
+
+    @staticmethod
+    def cursor(kind: str, item: Any, score: ColumnElement | None = None) -> ColumnElement:
         """The same opaque cursor as domain.pages.encode_cursor: url-safe base64 of a JSON list."""
-        if kind == "Subject":
+        if score is not None:  # searchSubjects: [score as float8 text, reference]
+            key = (
+                _sql('["').concat(cast(score, Text)).concat(_sql('", "'))
+                .concat(item.reference).concat(_sql('"]'))
+            )
+        elif kind == "Subject":
             key = _sql('["').concat(item.reference).concat(_sql('"]'))
         else:
             key = (

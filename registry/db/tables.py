@@ -8,6 +8,8 @@ from datetime import date, datetime
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Column,
+    Computed,
     Date,
     DateTime,
     ForeignKey,
@@ -68,7 +70,7 @@ class Subject(Base):
     reference: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
     given_name: Mapped[str | None] = mapped_column(Text)
     family_name: Mapped[str | None] = mapped_column(Text)
-    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    date_of_birth: Mapped[date | None] = mapped_column(Date, index=True)
     national_number: Mapped[str | None] = mapped_column(Text, unique=True)
     institution: Mapped[str | None] = mapped_column(Text, index=True)
     legal_status: Mapped[str] = mapped_column(Text, nullable=False)
@@ -84,7 +86,19 @@ class Subject(Base):
 
     __table_args__ = (
         CheckConstraint("legal_status IN ('CONCERN','SUSPECTED','CONVICTED')", name="legal_status"),
+        CheckConstraint("national_number ~ '^[0-9]{11}$'", name="national_number_ascii"),
+        Index("ix_subject_reference_prefix", "reference", postgresql_ops={"reference": "text_pattern_ops"}),
     )
+
+
+# searchSubjects: the names' search key (lower case, unaccented; the function is migration 0005's),
+# computed by PostgreSQL, and its trigram index. Added to the table after the class is mapped, so
+# it is a column of the table only: no record, history or export carries it.
+Subject.__table__.append_column(
+    Column("search_name", Text, Computed("registry_subject_name(given_name, family_name)", persisted=True))
+)
+Index("ix_subject_search_name", Subject.__table__.c.search_name, postgresql_using="gin",
+      postgresql_ops={"search_name": "gin_trgm_ops"})
 
 
 class Referral(Base):

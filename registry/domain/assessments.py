@@ -45,9 +45,9 @@ def _validated(values: dict) -> dict:
             raise BadUserInput("level must be 1 (LOW) to 4 (VERY_SERIOUS)", field="level")
         out["level"] = values["level"]
     if "summary" in values:
-        out["summary"] = clean(values["summary"], "summary", limit=TEXT_MAX, required=True)
+        out["summary"] = clean(values["summary"], "summary", limit=TEXT_MAX, required=True, multiline=True)
     if "rationale" in values:
-        out["rationale"] = clean(values["rationale"], "rationale", limit=TEXT_MAX, required=True)
+        out["rationale"] = clean(values["rationale"], "rationale", limit=TEXT_MAX, required=True, multiline=True)
     if "sources" in values:
         sources = values["sources"] or []
         if len(sources) > MAX_SOURCES:

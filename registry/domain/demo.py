@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from registry.access.identity import _dev_subject
 from registry.cli import ROLE_EXAMPLES
 from registry.db.tables import Agency, FollowUpNote, RecordVersion, Referral, Subject, ThreatAssessment
-from registry.domain.national_number import check_digits
+from registry.domain.national_number import check_digits, normalize
 from registry.domain.subjects import eighteenth_birthday, review_due
 from registry.domain.versions import snapshot
 
@@ -131,7 +131,7 @@ class _Builder:
         """Valid by its check digits; the serial is odd for boys, even for girls, as in the register."""
         while True:
             body = f"{born:%y%m%d}{self.rng.randrange(1 if boy else 2, 998, 2):03d}"
-            number = body + check_digits(body, born.year >= 2000)
+            number = normalize(body + check_digits(body, born.year >= 2000))
             if number not in self.numbers:
                 self.numbers.add(number)
                 return number

@@ -26,6 +26,16 @@ class Conflict(RegistryError):
     code = "CONFLICT"
 
 
+class DuplicateNationalNumber(Conflict):
+    """A second file for a registered national number. Refusing it tells the caller that a file
+    exists, so the refusal is audited with the existing file's id (`existing_id`, kept out of
+    the details the caller sees) and costs a hit/no-hit lookup."""
+
+    def __init__(self, existing_id: object | None) -> None:
+        super().__init__("a subject with this national number is already registered")
+        self.existing_id = existing_id
+
+
 class Forbidden(RegistryError):
     code = "FORBIDDEN"
 

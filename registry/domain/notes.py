@@ -84,7 +84,7 @@ async def _insert(session, principal, subject_id, referral_id, visibility, body,
         author_id=principal.id,
         agency_code=await agencies.require_own(session, principal),
         visibility=visibility,
-        body=clean(body, "body", limit=TEXT_MAX, required=True),
+        body=clean(body, "body", limit=TEXT_MAX, required=True, multiline=True),
     )
     session.add(note)
     await session.flush()

@@ -54,7 +54,7 @@ async def draft(session: AsyncSession, principal: Principal, command: DraftRefer
         agency_code=await agencies.require_own(session, principal),
         status="DRAFT",
         reason=command.reason,
-        narrative=clean(command.narrative, "narrative", limit=TEXT_MAX, required=True),
+        narrative=clean(command.narrative, "narrative", limit=TEXT_MAX, required=True, multiline=True),
         legal_basis=clean(command.legal_basis, "legalBasis", limit=NAME_MAX, required=True),
         referred_by=principal.name,
         referred_by_id=principal.id,

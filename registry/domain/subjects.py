@@ -15,7 +15,7 @@ from registry.access.principal import Principal
 from registry.access.scopes import subject_scope
 from registry.db.tables import Subject, ThreatAssessment, subject_reference_seq
 from registry.domain import agencies, national_number, versions
-from registry.domain.errors import BadUserInput, Conflict, NotFound
+from registry.domain.errors import BadUserInput, Conflict, DuplicateNationalNumber, NotFound
 from registry.domain.pages import Page, check_first, decode_cursor, encode_cursor
 from registry.domain.text import CODE_MAX, NAME_MAX, clean, refuse_nul
 
@@ -121,8 +121,9 @@ async def _refuse_duplicate(session: AsyncSession, number: str, except_id: uuid.
     query = select(Subject.id).where(Subject.national_number == number)
     if except_id:
         query = query.where(Subject.id != except_id)
-    if (await session.execute(query.limit(1))).first():
-        raise Conflict("a subject with this national number is already registered")
+    existing = await session.scalar(query.limit(1))
+    if existing is not None:
+        raise DuplicateNationalNumber(existing)
 
 
 async def create(session: AsyncSession, principal: Principal, command: CreateSubject) -> Subject:
@@ -144,8 +145,8 @@ async def create(session: AsyncSession, principal: Principal, command: CreateSub
     session.add(subject)
     try:
         await versions.record(session, subject, principal, list(values))
-    except IntegrityError:  # a concurrent registration of the same child won the race
-        raise Conflict("a subject with this national number is already registered") from None
+    except IntegrityError:  # a concurrent registration of the same child won the race (its id unknown here)
+        raise DuplicateNationalNumber(None) from None
     await _refuse_outside_scope(session, principal, subject)
     return subject
 
