@@ -26,6 +26,7 @@ from registry.api.context import Context
 from registry.api.documents import Refused
 from registry.api.errors import deduplicate, error, format_error
 from registry.audit import trail
+from registry.domain import outbox
 
 log = logging.getLogger("registry.http")
 
@@ -211,6 +212,7 @@ async def _finish(ctx: Context, statements: Any, transaction: Any, data: Any, er
         if unexpected:
             await transaction.rollback()
         else:
+            await outbox.publish(statements, ctx.changes)  # events of the changes: last, it orders the commits
             await trail.record_request(
                 statements,
                 ctx.actor(),
