@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from registry.access.identity import DevelopmentIssuer, TokenVerifier, build_verifier
 from registry.access.policy import POLICY_PATH, Policy
@@ -29,6 +29,8 @@ from registry.api.http import GraphQLRoute, json_response
 from registry.api.documents import TrustedDocuments
 from registry.api.limits import QueryLimits, RateLimiter
 from registry.api.schema import RegistrySchema, build_schema
+from registry.api import subscriptions
+from registry.api.websocket import graphql_websocket
 from registry.audit.chain import run_sealer
 from registry.config import Settings, get_settings
 from registry.db.engine import create_engine, create_read_pool, create_sessionmaker
@@ -53,6 +55,7 @@ class Services:
     documents: TrustedDocuments
     compiler: Compiler
     reads: asyncpg.Pool
+    events: subscriptions.Hub | None = None  # subscriptions over WebSocket, fed by the outbox listener
 
 
 async def healthz(request: Request) -> Response:
@@ -163,6 +166,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                 # The sealer has its own connection: it never waits for, nor delays, a request.
                 sealer_engine = create_engine(url, settings, pool_size=1)
                 sealer = asyncio.create_task(run_sealer(sealer_engine, settings.audit_seal_interval_seconds))
+                app.state.services.events = await subscriptions.start(app.state.services, url)
                 # What start-up loaded lives as long as the process: kept out of the collector's
                 # sight, a full collection no longer walks it (it stalled every request for 0.2 s).
                 gc.collect()
@@ -171,6 +175,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     yield
                 finally:
                     gc.unfreeze()
+                    await app.state.services.events.listener.stop()
                     sealer.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await sealer
@@ -187,6 +192,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
             Route("/readyz", readyz),
             Route("/dev-issuer/.well-known/openid-configuration", dev_discovery),
             Route("/dev-issuer/jwks.json", dev_jwks),
+            WebSocketRoute("/graphql", graphql_websocket),  # POST /graphql is api.http's, before the router
         ],
         middleware=[Middleware(RequestLog), Middleware(GraphQLRoute)],
         lifespan=lifespan,

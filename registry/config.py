@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     max_batch: int = 10
     max_body_bytes: int = 256 * 1024
 
+    # Subscriptions over WebSocket (DESIGN section 9).
+    events_keep_days: float = 7.0  # the outbox keeps events this long; older `after` cursors are refused
+    subscriptions_per_connection: int = 20
+    subscriptions_per_principal: int = 50  # per service process
+    subscriber_queue_size: int = 1000  # events waiting for one subscriber; more closes it (4499), resumable
+    connection_init_timeout_seconds: float = 10.0
+
     @property
     def production(self) -> bool:
         return self.env == "production"
