@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     subscriptions_per_principal: int = 50  # per service process
     subscriber_queue_size: int = 1000  # events waiting for one subscriber; more closes it (4499), resumable
     connection_init_timeout_seconds: float = 10.0
+    delivery_retry_seconds: float = 15.0  # an event that cannot be read or audited: tried again, then 4499
 
     @property
     def production(self) -> bool:

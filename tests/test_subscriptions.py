@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 
 import asyncpg
 import pytest
+import websockets
 
+from registry.api.documents import OPERATIONS_DIR, document_id
 from helpers import ADD_NOTE, actor, create_subject, draft_assessment, draft_referral, step, validate_assessment
 from subscription_support import close_code, serve, subscribed
 
@@ -29,7 +32,9 @@ subscription Events($types: [RegistryEventType!], $after: String) {
 
 @pytest.fixture(scope="module")
 async def live(settings):
-    async with serve(settings, oidc_leeway_seconds=0, subscriber_queue_size=4, subscriptions_per_connection=2) as url:
+    async with serve(
+        settings, oidc_leeway_seconds=0, subscriber_queue_size=4, subscriptions_per_connection=2, delivery_retry_seconds=1
+    ) as url:
         yield url
 
 
@@ -259,3 +264,92 @@ async def test_a_subscription_sent_by_post_is_refused(world):
     body = await world.gql(world.token("analyst"), "subscription { registryEvents { cursor } }")
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "WebSocket" in body["errors"][0]["message"]
+
+
+async def test_a_delivery_that_cannot_be_audited_is_not_sent(world, live, database_url):
+    # given a subscriber whose audit events the database refuses to store
+    token = world.token("referral_officer", name="audit blocked")
+    owner = await asyncpg.connect(database_url)
+    await owner.execute(
+        """CREATE FUNCTION test_refuse_delivery() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.action = 'records.delivered' AND NEW.actor_name = 'audit blocked' THEN
+            RAISE EXCEPTION 'audit store refused';
+          END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER test_refuse_delivery BEFORE INSERT ON audit_event
+          FOR EACH ROW EXECUTE FUNCTION test_refuse_delivery();"""
+    )
+    officer = actor(world, "referral_officer")
+    subject = await create_subject(world)
+    note = {"input": {"subjectId": subject["id"], "body": "n", "visibility": "SHARED"}}
+    before = _cursor(await owner.fetchval("SELECT coalesce(max(id), 0) FROM event_outbox"))
+    try:
+        async with subscribed(live, token, "REFERRAL", EVENTS, {"types": ["NOTE_ADDED"]}) as blocked:
+            await officer.ok(ADD_NOTE, note)
+            # when the event cannot be audited: nothing is sent, and after the retry window
+            # the socket is closed with the resumable code
+            for _ in range(100):
+                if blocked.ended is not None:
+                    break
+                await asyncio.sleep(0.05)
+        assert blocked.received == [] and blocked.close_code() == 4499
+    finally:
+        await owner.execute("DROP TRIGGER test_refuse_delivery ON audit_event; DROP FUNCTION test_refuse_delivery();")
+        await owner.close()
+    # then, the audit store back, the client resumes and gets the event, audited
+    async with subscribed(live, token, "REFERRAL", EVENTS, {"types": ["NOTE_ADDED"], "after": before}) as again:
+        await again.wait_for(1)
+        await again.quiet(0.3)
+    assert [e["type"] for e in again.data()] == ["NOTE_ADDED"]
+    assert len(await _deliveries(database_url, _actor_id(world, token))) == 1
+
+
+def _cursor(event_id: int) -> str:
+    """The cursor of event `event_id`, as if it had just happened."""
+    return base64.urlsafe_b64encode(f"ev1:{event_id}:{int(time.time())}".encode()).decode().rstrip("=")
+
+
+async def test_subscriptions_per_connection_are_limited(world, live):
+    token = world.token("analyst")
+    payload = {"Authorization": f"Bearer {token}", "Registry-Purpose": "THREAT_ASSESSMENT"}
+    async with websockets.connect(live, subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        for n in range(3):
+            await ws.send(json.dumps({"type": "subscribe", "id": str(n), "payload": {"query": EVENTS}}))
+        answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        # the third of a limit of two is refused; the socket stays open
+        assert answer["type"] == "error" and answer["id"] == "2"
+        assert answer["payload"][0]["extensions"]["code"] == "RATE_LIMITED"
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "pong"
+        # and an id already in use closes it (4409)
+        await ws.send(json.dumps({"type": "subscribe", "id": "0", "payload": {"query": EVENTS}}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert closed.value.rcvd.code == 4409
+
+
+async def test_in_trusted_documents_mode_only_trusted_subscriptions_run(world, settings):
+    text = (OPERATIONS_DIR / "RegistryEvents.graphql").read_text()
+    token = world.token("analyst")
+    payload = {"Authorization": f"Bearer {token}", "Registry-Purpose": "THREAT_ASSESSMENT"}
+    async with serve(settings, trusted_documents=True) as url:
+        async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            # a document of its own is refused
+            await ws.send(json.dumps({"type": "subscribe", "id": "a", "payload": {"query": EVENTS}}))
+            answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert answer["type"] == "error" and answer["payload"][0]["extensions"]["code"] == "FORBIDDEN"
+            # the trusted one, named by its id, runs
+            await ws.send(json.dumps({"type": "subscribe", "id": "b", "payload": {"documentId": document_id(text)}}))
+            officer = actor(world, "referral_officer")
+            subject = await create_subject(world)
+            referral = await draft_referral(world, subject["id"], by=officer)
+            await step(world, "submit", referral, officer)
+            answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert answer["type"] == "next" and answer["id"] == "b"
+            assert answer["payload"]["data"]["registryEvents"]["referral"]["id"] == referral["id"]

@@ -50,7 +50,6 @@ BAD_REQUEST, UNAUTHORIZED, FORBIDDEN = 4400, 4401, 4403
 INIT_TIMEOUT, DUPLICATE_ID, TOO_MANY_INITS, TERMINATED = 4408, 4409, 4429, 4499
 TOO_SLOW = "too slow for the queue: resume with the cursor of the last event received"
 UNAVAILABLE = "events cannot be delivered now: resume with the cursor of the last event received"
-RETRY_SECONDS = 15.0  # how long a delivery that cannot be read or audited is tried again
 
 
 class Peer(Protocol):
@@ -300,7 +299,7 @@ class Stream:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - database or audit failure: not sent, tried again
-                if time.monotonic() - started > RETRY_SECONDS:
+                if time.monotonic() - started > self.hub.services.settings.delivery_retry_seconds:
                     log.warning("event %d not delivered (%s): connection %s closed", event.id, type(exc).__name__, self.peer.id)
                     self.peer.terminate(TERMINATED, UNAVAILABLE)
                     raise _GaveUp from None
