@@ -73,3 +73,31 @@ async def test_a_refused_change_writes_no_event(world, database_url):
     )
     # then no event was written
     assert await _events_after(database_url, before) == []
+
+
+async def test_events_older_than_the_kept_period_are_pruned_by_the_service_role(database_url):
+    from datetime import timedelta
+    import uuid
+
+    from registry.domain import outbox
+
+    # given an event written 8 days ago and one just now
+    conn = await asyncpg.connect(database_url)
+    try:
+        old = await conn.fetchval(
+            "INSERT INTO event_outbox (type, occurred_at, record_type, record_id, subject_id)"
+            " VALUES ('NOTE_ADDED', now() - interval '8 days', 'FollowUpNote', $1, $1) RETURNING id", uuid.uuid4()
+        )
+        new = await conn.fetchval(
+            "INSERT INTO event_outbox (type, record_type, record_id, subject_id)"
+            " VALUES ('NOTE_ADDED', 'FollowUpNote', $1, $1) RETURNING id", uuid.uuid4()
+        )
+        # when the service role prunes what is older than 7 days
+        async with conn.transaction():
+            await conn.execute("SET LOCAL ROLE registry_service")
+            removed = await outbox.prune(conn, timedelta(days=7))
+        # then the old event is gone and the new one kept
+        remaining = {r["id"] for r in await conn.fetch("SELECT id FROM event_outbox WHERE id = ANY($1)", [old, new])}
+        assert removed >= 1 and remaining == {new}
+    finally:
+        await conn.close()

@@ -41,7 +41,7 @@ class OutboxListener:
         self._keep, self._poll, self._retry, self._prune_every = keep, poll_seconds, retry_seconds, prune_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._pruned_at = 0.0
+        self._pruned_at = float("-inf")  # prune once at start, then every prune_seconds
         self.last_id = 0  # the newest event handed on
         self.connected = asyncio.Event()
 
