@@ -28,6 +28,7 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.utilities import get_operation_ast
 
 from registry.access.principal import Principal
+from registry.access.scopes import scope_key
 from registry.api.context import Context
 from registry.api.documents import Refused
 from registry.api.errors import deduplicate, error, format_error
@@ -85,6 +86,7 @@ class Hub:
         self.keep = timedelta(days=settings.events_keep_days)
         self._streams: set[Stream] = set()
         self._per_principal: Counter[str] = Counter()
+        self._checks: dict[tuple, asyncio.Future[bool]] = {}
         dsn, server = sync_url(url), _server_settings(settings, as_owner=False)
         self.listener = OutboxListener(
             lambda: asyncpg.connect(dsn, server_settings=server), self.publish, keep=self.keep
@@ -172,6 +174,27 @@ class Hub:
         )
 
     # ------------------------------------------------------------------ delivery
+
+    async def may_see(self, event: Event, principal: Principal) -> bool:
+        """Whether the record is in the principal's row scope: asked once per event and scope
+        (every subscriber of a unit shares the answer), so an event most subscribers may not
+        see costs one statement per distinct scope, not one per subscriber."""
+        key = (event.id, scope_key(principal))
+        check = self._checks.get(key)
+        if check is None:
+            if len(self._checks) >= 20_000:
+                for old in list(self._checks)[:10_000]:
+                    del self._checks[old]
+            check = self._checks[key] = asyncio.ensure_future(self._visible(event, principal))
+        try:
+            return await asyncio.shield(check)
+        except Exception:
+            self._checks.pop(key, None)  # asked again when the delivery is tried again
+            raise
+
+    async def _visible(self, event: Event, principal: Principal) -> bool:
+        async with self.services.sessions() as session:
+            return await outbox.visible_record(session, principal, event) is not None
 
     async def deliver(self, stream: "Stream", event: Event) -> dict | None:
         """The message for one event, audited and committed; None when the subscriber may not
@@ -294,7 +317,7 @@ class Stream:
         started = time.monotonic()
         while True:
             try:
-                message = await self.hub.deliver(self, event)
+                message = await self.hub.deliver(self, event) if await self.hub.may_see(event, self.peer.principal) else None
                 break
             except asyncio.CancelledError:
                 raise
