@@ -86,7 +86,7 @@ class Hub:
         self.keep = timedelta(days=settings.events_keep_days)
         self._streams: set[Stream] = set()
         self._per_principal: Counter[str] = Counter()
-        self._checks: dict[tuple, asyncio.Future[bool]] = {}
+        self._checks: dict[int, asyncio.Future[tuple[set, set]]] = {}
         dsn, server = sync_url(url), _server_settings(settings, as_owner=False)
         self.listener = OutboxListener(
             lambda: asyncpg.connect(dsn, server_settings=server), self.publish, keep=self.keep
@@ -176,25 +176,36 @@ class Hub:
     # ------------------------------------------------------------------ delivery
 
     async def may_see(self, event: Event, principal: Principal) -> bool:
-        """Whether the record is in the principal's row scope: asked once per event and scope
-        (every subscriber of a unit shares the answer), so an event most subscribers may not
-        see costs one statement per distinct scope, not one per subscriber."""
-        key = (event.id, scope_key(principal))
-        check = self._checks.get(key)
+        """Whether the record is in the principal's row scope. Asked once per event for every
+        scope subscribed to it in this process, in one statement (domain.outbox.visible_to):
+        an event most subscribers may not see costs one round trip, not one per subscriber."""
+        check = self._checks.get(event.id)
         if check is None:
-            if len(self._checks) >= 20_000:
-                for old in list(self._checks)[:10_000]:
+            if len(self._checks) >= 10_000:
+                for old in list(self._checks)[:5_000]:
                     del self._checks[old]
-            check = self._checks[key] = asyncio.ensure_future(self._visible(event, principal))
+            check = self._checks[event.id] = asyncio.ensure_future(self._visible_scopes(event))
         try:
-            return await asyncio.shield(check)
+            checked, visible = await asyncio.shield(check)
         except Exception:
-            self._checks.pop(key, None)  # asked again when the delivery is tried again
+            self._checks.pop(event.id, None)  # asked again when the delivery is tried again
             raise
+        key = scope_key(principal)
+        if key in checked:
+            return key in visible
+        async with self.services.reads.acquire() as connection:  # subscribed after the check
+            return (await outbox.visible_to(connection, event, [principal]))[0]
 
-    async def _visible(self, event: Event, principal: Principal) -> bool:
-        async with self.services.sessions() as session:
-            return await outbox.visible_record(session, principal, event) is not None
+    async def _visible_scopes(self, event: Event) -> tuple[set, set]:
+        principals = {}
+        for stream in self._streams:
+            types = stream.operation.types
+            if types is None or event.type in types:
+                principals.setdefault(scope_key(stream.peer.principal), stream.peer.principal)
+        keys = list(principals)
+        async with self.services.reads.acquire() as connection:
+            answers = await outbox.visible_to(connection, event, [principals[k] for k in keys])
+        return set(keys), {k for k, yes in zip(keys, answers) if yes}
 
     async def deliver(self, stream: "Stream", event: Event) -> dict | None:
         """The message for one event, audited and committed; None when the subscriber may not

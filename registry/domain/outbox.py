@@ -9,13 +9,15 @@ and the id is a gap-free cursor. `NOTIFY` carries the id alone.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 import asyncpg
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, literal_column, select
+from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.access.principal import Principal
@@ -107,8 +109,51 @@ def _visible_statement(kind: type, principal: Principal) -> Any:
     if statement is None:
         if len(_VISIBLE) >= _VISIBLE_MAX:
             _VISIBLE.clear()
-        statement = _VISIBLE[key] = select(kind).where(kind.id == bindparam("record_id"), record_scope(kind, principal))
+        statement = _VISIBLE[key] = select(kind).where(kind.id == bindparam("record_id", value=None), record_scope(kind, principal))
     return statement
+
+
+_DIALECT = postgresql_asyncpg.dialect()
+_PARAMETER = re.compile(r"\$(\d+)")
+_BATCHES: dict[tuple, tuple[str, list[Any]]] = {}  # (record type, scope keys) -> statement, arguments
+
+
+def _scope_check(kind: type, principal: Principal) -> tuple[str, list[Any]]:
+    """One scope's check as SQL text and its arguments (None where the record id goes)."""
+    statement = _visible_statement(kind, principal).with_only_columns(literal_column("1"))
+    compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
+    names = compiled.positiontup or []
+    return compiled.string, [None if n == "record_id" else compiled.params[n] for n in names]
+
+
+def _batch(kind: type, principals: list[Principal]) -> tuple[str, list[Any]]:
+    key = (kind, tuple(scope_key(p) for p in principals))
+    found = _BATCHES.get(key)
+    if found is None:
+        parts, arguments = [], []
+        for i, principal in enumerate(principals):
+            sql, args = _scope_check(kind, principal)
+            offset = len(arguments)
+            sql = _PARAMETER.sub(lambda m: f"${int(m.group(1)) + offset}", sql)
+            parts.append(f"SELECT {i} AS scope WHERE EXISTS ({sql})")
+            arguments.extend(args)
+        if len(_BATCHES) >= 256:
+            _BATCHES.clear()
+        found = _BATCHES[key] = (" UNION ALL ".join(parts), arguments)
+    return found
+
+
+async def visible_to(connection: asyncpg.Connection, event: Event, principals: list[Principal]) -> list[bool]:
+    """For each principal, whether the event's record is in their row scope: one statement for
+    all of them (the scopes are the same predicates as `visible_record`'s, with their values as
+    parameters), so an event costs one round trip whatever the number of scopes subscribed."""
+    kind = RECORD_TYPES.get(event.record_type)
+    if kind is None or not principals:
+        return [False] * len(principals)
+    sql, template = _batch(kind, principals)
+    rows = await connection.fetch(sql, *(event.record_id if a is None else a for a in template))
+    seen = {r["scope"] for r in rows}
+    return [i in seen for i in range(len(principals))]
 
 
 async def visible_record(session: AsyncSession, principal: Principal, event: Event) -> Any | None:
