@@ -317,6 +317,12 @@ async def test_subscriptions_per_connection_are_limited(world, live):
     async with websockets.connect(live, subprotocols=["graphql-transport-ws"]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
+        # a query or a mutation sent as a subscription is refused without running
+        mutation = "mutation { addNote(input: {subjectId: \"00000000-0000-0000-0000-000000000000\", body: \"x\"}) { note { id } } }"
+        for n, query in (("q", "{ me { id } }"), ("m", mutation)):
+            await ws.send(json.dumps({"type": "subscribe", "id": n, "payload": {"query": query}}))
+            answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert answer["type"] == "error" and answer["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"
         for n in range(3):
             await ws.send(json.dumps({"type": "subscribe", "id": str(n), "payload": {"query": EVENTS}}))
         answer = json.loads(await asyncio.wait_for(ws.recv(), 5))

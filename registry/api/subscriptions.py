@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
-import asyncpg
-from graphql import OperationDefinitionNode, OperationType, parse
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.utilities import get_operation_ast
 
@@ -35,7 +34,7 @@ from registry.api.errors import deduplicate, error, format_error
 from registry.api.events import RegistryEvent, RegistryEventType, decode_cursor
 from registry.api.purpose_guard import root_fields
 from registry.audit import trail
-from registry.db.engine import sync_url, _server_settings
+from registry.db.engine import service_connector
 from registry.db.listener import OutboxListener
 from registry.domain import outbox
 from registry.domain.errors import BadUserInput
@@ -87,10 +86,7 @@ class Hub:
         self._streams: set[Stream] = set()
         self._per_principal: Counter[str] = Counter()
         self._checks: dict[int, asyncio.Future[tuple[set, set]]] = {}
-        dsn, server = sync_url(url), _server_settings(settings, as_owner=False)
-        self.listener = OutboxListener(
-            lambda: asyncpg.connect(dsn, server_settings=server), self.publish, keep=self.keep
-        )
+        self.listener = OutboxListener(service_connector(url, settings), self.publish, keep=self.keep)
 
     def publish(self, events: list[Event]) -> None:
         for stream in tuple(self._streams):
@@ -127,6 +123,13 @@ class Hub:
         if not isinstance(variables, dict):
             raise Rejected([error("variables must be an object", "BAD_USER_INPUT")])
         name = payload.get("operationName") if isinstance(payload.get("operationName"), str) else None
+        try:
+            document = parse(query, max_tokens=self.services.settings.max_tokens)
+        except GraphQLError as exc:
+            raise Rejected([error(exc.message, "BAD_USER_INPUT")]) from None
+        operation = _operation(document, name)
+        if operation is None or operation.operation != OperationType.SUBSCRIPTION:
+            raise Rejected([error("send queries and mutations by POST; subscribe only to subscriptions", "BAD_USER_INPUT")])
         # Run once with an event that has no record: parse, validation, limits, purpose and the
         # grant of the root field all apply; nothing is read and nothing is disclosed.
         ctx = self._context(peer, None, name)
@@ -139,10 +142,6 @@ class Hub:
         )
         if result.errors:
             raise Rejected(deduplicate([format_error(e, peer.id)[0] for e in result.errors]))
-        document = parse(query)
-        operation = _operation(document, name)
-        if operation is None or operation.operation != OperationType.SUBSCRIPTION:
-            raise Rejected([error("send queries and mutations by POST; subscribe only to subscriptions", "BAD_USER_INPUT")])
         types, after = self._arguments(document, operation, variables)
         return Operation(query, variables, name, types, after)
 
