@@ -359,3 +359,26 @@ async def test_in_trusted_documents_mode_only_trusted_subscriptions_run(world, s
             answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert answer["type"] == "next" and answer["id"] == "b"
             assert answer["payload"]["data"]["registryEvents"]["referral"]["id"] == referral["id"]
+
+
+async def test_subscriptions_per_caller_are_limited_across_connections(world, settings):
+    token = world.token("analyst")
+    payload = {"Authorization": f"Bearer {token}", "Registry-Purpose": "THREAT_ASSESSMENT"}
+    async with serve(settings, subscriptions_per_principal=1) as url:
+        async with (
+            websockets.connect(url, subprotocols=["graphql-transport-ws"]) as first,
+            websockets.connect(url, subprotocols=["graphql-transport-ws"]) as second,
+        ):
+            for ws in (first, second):
+                await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+                assert json.loads(await ws.recv())["type"] == "connection_ack"
+            await first.send(json.dumps({"type": "subscribe", "id": "1", "payload": {"query": EVENTS}}))
+            await second.send(json.dumps({"type": "subscribe", "id": "1", "payload": {"query": EVENTS}}))
+            answer = json.loads(await asyncio.wait_for(second.recv(), 5))
+            assert answer["type"] == "error" and answer["payload"][0]["extensions"]["code"] == "RATE_LIMITED"
+            # once the first completes its subscription, the caller may open another
+            await first.send(json.dumps({"type": "complete", "id": "1"}))
+            await asyncio.sleep(0.2)
+            await second.send(json.dumps({"type": "subscribe", "id": "2", "payload": {"query": EVENTS}}))
+            await second.send(json.dumps({"type": "ping"}))
+            assert json.loads(await asyncio.wait_for(second.recv(), 5))["type"] == "pong"
