@@ -163,10 +163,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     compiler=Compiler(schema._schema, limits, enabled=settings.compile_queries),
                     reads=await create_read_pool(url, settings),
                 )
+                app.state.services.events = await subscriptions.start(app.state.services, url)
                 # The sealer has its own connection: it never waits for, nor delays, a request.
                 sealer_engine = create_engine(url, settings, pool_size=1)
                 sealer = asyncio.create_task(run_sealer(sealer_engine, settings.audit_seal_interval_seconds))
-                app.state.services.events = await subscriptions.start(app.state.services, url)
                 # What start-up loaded lives as long as the process: kept out of the collector's
                 # sight, a full collection no longer walks it (it stalled every request for 0.2 s).
                 gc.collect()
