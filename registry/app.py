@@ -19,7 +19,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from registry import logs, metrics
@@ -32,6 +32,8 @@ from registry.api.http import GRAPHIQL_ASSETS, GraphQLRoute, internal, json_resp
 from registry.api.documents import TrustedDocuments
 from registry.api.limits import QueryLimits
 from registry.api.schema import RegistrySchema, build_schema
+from registry.api import subscriptions
+from registry.api.websocket import graphql_websocket
 from registry.audit.chain import run_sealer, seal_status
 from registry.audit.checkpoint import Periodic
 from registry.config import Settings, get_settings
@@ -64,6 +66,7 @@ class Services:
     health: DatabaseHealth
     admission: Admission
     migration_heads: str
+    events: subscriptions.Hub | None = None  # subscriptions over WebSocket, fed by the outbox listener
 
 
 async def healthz(request: Request) -> Response:
@@ -231,6 +234,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                 services = app.state.services
                 services.health.on_down(services.reads.clear)
                 services.health.start()
+                services.events = await subscriptions.start(services, url)
                 # The sealer has its own connection: it never waits for, nor delays, a request.
                 sealer_engine = create_engine(url, settings, pool_size=1)
                 sealer = asyncio.create_task(
@@ -249,6 +253,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     yield
                 finally:
                     gc.unfreeze()
+                    await services.events.listener.stop()
                     if metrics_listener:
                         metrics_listener.close()
                     for task in (sealer, pools):
@@ -277,6 +282,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
             Route("/dev-issuer/jwks.json", dev_jwks),
             *metrics_route,
             *graphiql,
+            WebSocketRoute("/graphql", graphql_websocket),  # POST /graphql is api.http's, before the router
         ],
         middleware=[*cors, Middleware(RequestLog), Middleware(GraphQLRoute)],
         lifespan=lifespan,

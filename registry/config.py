@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     max_batch: int = 10
     max_body_bytes: int = 256 * 1024
 
+    # Subscriptions over WebSocket (DESIGN section 9).
+    events_keep_days: float = 7.0  # the outbox keeps events this long; older `after` cursors are refused
+    subscriptions_per_connection: int = 20
+    subscriptions_per_principal: int = 50  # per service process
+    subscriber_queue_size: int = 1000  # events waiting for one subscriber; more closes it (4499), resumable
+    connection_init_timeout_seconds: float = 10.0
+    delivery_retry_seconds: float = 15.0  # an event that cannot be read or audited: tried again, then 4499
+
     @property
     def production(self) -> bool:
         return self.env == "production"

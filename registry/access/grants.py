@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-QUERY, MUTATION = "Query", "Mutation"
+QUERY, MUTATION, SUBSCRIPTION = "Query", "Mutation", "Subscription"
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class Grants:
     """May roles R read Type.field, set Input.field, call a query or mutation, declare a purpose."""
 
     roles: frozenset[str]
-    read: Mapping[str, frozenset[str]]  # GraphQL type -> readable fields, Query and Mutation included
+    read: Mapping[str, frozenset[str]]  # GraphQL type -> readable fields, root types included
     write: Mapping[str, frozenset[str]]  # input type -> fields the caller may set
     purposes: frozenset[str]
     scopes: frozenset[str]
@@ -35,3 +35,7 @@ class Grants:
     @property
     def mutations(self) -> frozenset[str]:
         return self.read.get(MUTATION, frozenset())
+
+    @property
+    def subscriptions(self) -> frozenset[str]:
+        return self.read.get(SUBSCRIPTION, frozenset())

@@ -528,6 +528,12 @@ class TokenVerifier:
         self._verified[token] = _Verified(principal, kid, key, expires + self._settings.oidc_leeway_seconds)
         return principal
 
+    async def verify_until(self, token: str) -> tuple[Principal, float]:
+        """The caller, and when their token stops being accepted (its expiry plus the leeway):
+        a long-lived connection authenticated by it is closed then."""
+        principal = await self.verify(token)
+        return principal, self._verified[token].until
+
     async def _verify(self, token: str) -> tuple[Principal, str | None, Key, float]:
         if not isinstance(token, str) or not token:
             raise InvalidToken("malformed token")

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from registry.access.grants import MUTATION, QUERY, Grants
+from registry.access.grants import MUTATION, QUERY, SUBSCRIPTION, Grants
 from registry.access.principal import AGENCY_KINDS, ANY_AGENCY, ROLES, Principal
 from registry.access.purpose import PURPOSES
 from registry.access.scopes import SCOPES
 
 POLICY_PATH = Path(__file__).resolve().parents[2] / "auth" / "policy.toml"
-ROLE_KEYS = {"agencies", "scope", "purposes", "mutations", "queries", "read", "write"}
+ROLE_KEYS = {"agencies", "scope", "purposes", "mutations", "queries", "subscriptions", "read", "write"}
+ROOTS = (("queries", QUERY), ("mutations", MUTATION), ("subscriptions", SUBSCRIPTION))
 SHARED_KEYS = {"read", "write"}
 
 
@@ -42,6 +43,7 @@ class RolePolicy:
     purposes: frozenset[str]
     mutations: frozenset[str]
     queries: frozenset[str]
+    subscriptions: frozenset[str] = frozenset()
     read: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
     write: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
 
@@ -105,9 +107,8 @@ class Policy:
             src,
         )
         for where, table in policy._read_tables():
-            for root in (QUERY, MUTATION):
+            for key, root in ROOTS:
                 if root in table:
-                    key = "queries" if root == QUERY else "mutations"
                     raise PolicyError(f"{src}: {where}.{root}: grant root fields with `{key}` per role")
         return policy
 
@@ -141,6 +142,7 @@ class Policy:
             purposes=purposes,
             mutations=_names(spec.get("mutations", []), f"{src}: roles.{name}.mutations"),
             queries=_names(spec.get("queries", []), f"{src}: roles.{name}.queries"),
+            subscriptions=_names(spec.get("subscriptions", []), f"{src}: roles.{name}.subscriptions"),
             read=_table(spec.get("read", {}), f"{src}: roles.{name}.read"),
             write=_table(spec.get("write", {}), f"{src}: roles.{name}.write"),
         )
@@ -162,6 +164,7 @@ class Policy:
             read = _merge([self.shared_read, *(r.read for r in mine)])
             read[QUERY] = frozenset().union(*(r.queries for r in mine))
             read[MUTATION] = frozenset().union(*(r.mutations for r in mine))
+            read[SUBSCRIPTION] = frozenset().union(*(r.subscriptions for r in mine))
             found = self._grants[key] = Grants(
                 roles=key,
                 read=read,
@@ -212,7 +215,7 @@ class Policy:
         for where, table in self._write_tables():
             self._known(where, table, {t: set(f) for t, f in shape.inputs.items()}, "input type")
         for name, role in self.roles.items():
-            for key, root in (("queries", QUERY), ("mutations", MUTATION)):
+            for key, root in ROOTS:
                 unknown = getattr(role, key) - set(shape.outputs.get(root, {}))
                 if unknown:
                     raise PolicyError(f"{src}: roles.{name}.{key} names unknown {root} field(s) {sorted(unknown)}")

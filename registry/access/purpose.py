@@ -39,7 +39,7 @@ class Declared:
 
     purpose: str | None
     justification: str | None
-    root_type: str  # "Query" or "Mutation"
+    root_type: str  # "Query", "Mutation" or "Subscription"
     root_fields: frozenset[str]
     subject_ids: frozenset[str]  # the `id` arguments of the root `subject` fields, as given
 

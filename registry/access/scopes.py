@@ -105,3 +105,9 @@ def records_of_visible_subject(kind: type, p: Principal, record: Any) -> ColumnE
     if len(rules) == 1:
         return rules[0][1](kind, record, p)
     return record_scope(kind, p, record)
+
+
+def scope_key(p: Principal) -> tuple:
+    """What the principal's row scope depends on: principals with equal keys see the same rows
+    (the rules above read the scope names, the unit, the agency and a break-glass subject)."""
+    return (tuple(sorted(p.scopes)), p.unit, p.agency, p.break_glass_subject)

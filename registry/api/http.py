@@ -35,6 +35,7 @@ from registry.api.errors import deduplicate, error, format_error
 from registry.api.operation_name import executed_operation
 from registry.audit import trail
 from registry.db.failures import DatabaseUnavailable, log_failure, unreachable
+from registry.domain import outbox
 
 log = logging.getLogger("registry.http")
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")  # a GraphQL name: anything else is not logged
@@ -138,7 +139,7 @@ async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: 
                             settings.body_timeout_seconds)
     try:
         async with services.admission.turn():
-            await _bind(principal, services, rid)
+            await bind_agency(principal, services, rid)
             return await _operations(body, headers, services, principal, rid, note)
     except Overloaded:
         message = "the service is at capacity; retry after the delay given"
@@ -176,7 +177,7 @@ async def _authenticate(header: str, services: Any):
         ) from None
 
 
-async def _bind(principal: Any, services: Any, rid: str) -> None:
+async def bind_agency(principal: Any, services: Any, rid: str) -> None:
     """Refuse a genuine token whose roles its agency may not hold (401, audited). The agencies'
     kinds are cached; reading them, or auditing a refusal, is bounded like any database work."""
     binding, health = services.binding, services.health
@@ -386,6 +387,7 @@ async def _finish(ctx: Context, statements: Any, transaction: Any, data: Any, er
         if unexpected:
             await transaction.rollback()
         else:
+            await outbox.publish(statements, ctx.changes)  # events of the changes: last, it orders the commits
             await trail.record_request(
                 statements,
                 ctx.actor(),

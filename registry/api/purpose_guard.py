@@ -32,6 +32,7 @@ from registry.access import purpose
 from registry.domain.errors import PurposeRequired
 
 log = logging.getLogger("registry.access")
+ROOT_TYPES = {OperationType.QUERY: "Query", OperationType.MUTATION: "Mutation", OperationType.SUBSCRIPTION: "Subscription"}
 
 
 class PurposeGuard(SchemaExtension):
@@ -63,7 +64,7 @@ def declared(ctx: Any, document: DocumentNode, operation: OperationDefinitionNod
     return purpose.Declared(
         purpose=ctx.purpose,
         justification=ctx.justification,
-        root_type="Query" if operation.operation == OperationType.QUERY else "Mutation",
+        root_type=ROOT_TYPES[operation.operation],
         root_fields=frozenset(f.name.value for f in fields),
         subject_ids=frozenset(
             _argument(f, "id", variables, defaults) for f in fields if f.name.value == purpose.BREAK_GLASS_FIELD

@@ -16,6 +16,7 @@ from strawberry.schema.config import StrawberryConfig
 from registry.access.policy import Policy, SchemaShape
 from registry.api.descriptions import SCALARS, describe_arguments
 from registry.api.directives import mark_allowed_roles
+from registry.api.events import OnlyOverWebSocket, Subscription
 from registry.api.field_guard import FieldGuard
 from registry.api.limits import QueryLimiter, QueryLimits, ValidDocuments
 from registry.api.mutations import Mutation
@@ -35,12 +36,14 @@ def _schema(limits: QueryLimits) -> RegistrySchema:
     return RegistrySchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         # Suggestions ("Did you mean ...") would name fields a role cannot read; api.errors
         # strips the ones graphql-core makes outside field selection too.
         config=StrawberryConfig(disable_field_suggestions=True),
         scalar_overrides=SCALARS,
         extensions=[
             lambda: QueryLimiter(limits, valid),
+            OnlyOverWebSocket,
             PurposeGuard,
             FieldGuard,
         ],

@@ -2,6 +2,7 @@
 
 ACTIONS = {
     "records.consulted": "personal data was returned to the caller",
+    "records.delivered": "personal data was pushed to a subscriber (registryEvents, over WebSocket)",
     "access.refused": "a request was refused (FORBIDDEN, PURPOSE_REQUIRED) before or while reading",
     "subjects.searched": "subjects were searched by name or reference (the search text and the subjects found)",
     "lookup.performed": "a partner asked whether a national number is known (hit/no-hit)",

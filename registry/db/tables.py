@@ -278,3 +278,19 @@ class LookupAttempt(Base):
     attempted_at: Mapped[datetime] = _now()
 
     __table_args__ = (Index(None, "principal", "attempted_at"),)
+
+
+class OutboxEvent(Base):
+    """An event subscribers are told of, written by the change's own transaction. Ids only:
+    the record is read at delivery, with each subscriber's own scope and field rules."""
+
+    __tablename__ = "event_outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)  # the cursor
+    type: Mapped[str] = mapped_column(Text, nullable=False)
+    occurred_at: Mapped[datetime] = _now()
+    record_type: Mapped[str] = mapped_column(Text, nullable=False)
+    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    subject_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+
+    __table_args__ = (Index(None, "occurred_at"),)
