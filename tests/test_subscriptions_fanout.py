@@ -117,7 +117,7 @@ async def test_a_database_restart_while_subscribed_loses_no_event(world, setting
             base = ws_url.replace("ws://", "http://").removesuffix("/graphql")
             owner = await asyncpg.connect(url)
             await owner.execute(
-                "INSERT INTO agency (code, name) VALUES ($1, 'Youth (restart test)') ON CONFLICT DO NOTHING", world.agency
+                "INSERT INTO agency (code, name, kind) VALUES ($1, 'Youth (restart test)', 'youth') ON CONFLICT DO NOTHING", world.agency
             )
             await owner.close()
             token = world.token("referral_officer", name="restart officer")
