@@ -15,16 +15,6 @@ from registry.config import Settings, get_settings
 
 log = logging.getLogger("registry")
 
-ROLE_EXAMPLES = {
-    "caseworker": {"agency": "YOUTH", "unit": "IPPJ-BRAINE", "name": "Camille Caseworker"},
-    "referral_officer": {"agency": "YOUTH", "unit": None, "name": "Robin Referral-Officer"},
-    "analyst": {"agency": "CUTA", "unit": None, "name": "Alex Analyst"},
-    "senior_analyst": {"agency": "CUTA", "unit": None, "name": "Sam Senior-Analyst"},
-    "partner": {"agency": "POLICE", "unit": None, "name": "Pat Partner"},
-    "dpo": {"agency": "YOUTH", "unit": None, "name": "Dana Data-Protection"},
-    "admin": {"agency": "YOUTH", "unit": None, "name": "Ari Admin"},
-}
-
 
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -71,6 +61,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def _tokens(settings: Settings) -> dict[str, str]:
     from registry.access.identity import DevelopmentIssuer
+    from registry.domain.demo import ROLE_EXAMPLES
 
     issuer = DevelopmentIssuer(settings)
     return {role: issuer.issue(role=role, **example) for role, example in ROLE_EXAMPLES.items()}

@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass
 
 from registry.access.grants import Grants
-from registry.domain.errors import PurposeRequired
 
 PURPOSES = (
     "CASE_SUPERVISION",
@@ -31,6 +30,16 @@ MIN_JUSTIFICATION_WORDS = 5
 MIN_JUSTIFICATION_CHARS = 25
 MAX_JUSTIFICATION_CHARS = 2000
 _WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+class PurposeRequired(Exception):
+    """A refused purpose; the API answers it as PURPOSE_REQUIRED (domain.errors.PurposeRequired).
+    Access sits below the domain layer, so it does not raise the domain's error classes."""
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
 
 
 @dataclass(frozen=True)

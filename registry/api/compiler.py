@@ -3,7 +3,7 @@
 A query document is first run by the resolvers (the reference semantics). If it passed
 validation and the limits, it is compiled for the caller's role set: fields the roles may
 not read become nulls whose FORBIDDEN errors are known in advance, row scopes become SQL
-predicates, and PostgreSQL builds the response JSON (db.json_query). The plan is cached per
+predicates, and PostgreSQL builds the response JSON (api.json_query). The plan is cached per
 (document, operation, role set) in a bounded cache; later requests run it directly.
 
 Anything the compiler does not cover — mutations, `me`, history, audit events, lookups,
@@ -45,7 +45,7 @@ from registry.access import purpose
 from registry.api.field_guard import DISCLOSED_TYPES, refusal
 from registry.api.limits import QueryLimits, cost_errors
 from registry.api.purpose_guard import declared
-from registry.db import json_query as jq
+from registry.api import json_query as jq
 from registry.db.failures import log_failure
 from registry.domain.errors import RegistryError
 from registry.domain.pages import MAX_PAGE_SIZE, decode_cursor
@@ -151,7 +151,7 @@ class Compiler:
             params = _parameters(plan, variables)
             if plan.sized_by_variables and cost_errors(self.schema, plan.document, operation_name, variables, self.limits):
                 raise Fallback  # past the cost limit with these page sizes: the resolvers refuse it
-        except (Fallback, RegistryError):
+        except (Fallback, RegistryError, purpose.PurposeRequired):
             return None  # the resolvers refuse it with the right error
         one_statement = not plan.refuses and (
             jq.expected_records(plan.roots, params, self.limits.list_estimate) <= jq.ONE_STATEMENT_RECORDS

@@ -7,7 +7,7 @@ import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,10 +15,8 @@ from registry.access.grants import Grants
 from registry.access.policy import Policy
 from registry.access.principal import Principal
 from registry.api.limits import RateLimiter
+from registry.api.loaders import Loaders
 from registry.audit.trail import Actor, Change, Disclosure
-
-if TYPE_CHECKING:
-    from registry.api.loaders import Loaders
 
 
 @dataclass
@@ -53,11 +51,9 @@ class Context:
         self.grants = self.policy.grants_for(self.principal)
 
     @cached_property
-    def loaders(self) -> "Loaders":
+    def loaders(self) -> Loaders:
         """Made on first use: a compiled read has none, and so leaves no reference cycle for the
         garbage collector to find (its full collections stalled every request)."""
-        from registry.api.loaders import Loaders
-
         return Loaders(self)
 
     @asynccontextmanager

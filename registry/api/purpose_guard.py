@@ -44,7 +44,8 @@ class PurposeGuard(SchemaExtension):
             ctx = ec.context
             try:
                 subject_id = purpose.check(ctx.grants, declared(ctx, ec.graphql_document, operation, ec.variables or {}))
-            except PurposeRequired as refused:
+            except purpose.PurposeRequired as refusal:
+                refused = PurposeRequired(refusal.message, **refusal.details)
                 ec.result = ExecutionResult(data=None, errors=[GraphQLError(refused.message, original_error=refused)])
             else:
                 if subject_id is not None:

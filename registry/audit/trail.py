@@ -109,7 +109,7 @@ def actor_values(actor: Actor) -> list[Any]:
 
 def consulted_insert(source: str, first: int) -> str:
     """The records.consulted event of a statement that works out itself what it disclosed
-    (db.json_query): one event per row of `source`, a query with the columns `subject_ids` and
+    (api.json_query): one event per row of `source`, a query with the columns `subject_ids` and
     `records`; the actor's values are the parameters from `$first` on (actor_values)."""
     actor = ", ".join(f"${first + i}" for i in range(len(_ACTOR_COLUMNS)))
     return (

@@ -16,7 +16,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from registry.access.identity import _dev_subject
-from registry.cli import ROLE_EXAMPLES
 from registry.db.tables import Agency, FollowUpNote, RecordVersion, Referral, Subject, ThreatAssessment
 from registry.domain.national_number import check_digits
 from registry.domain.subjects import eighteenth_birthday, review_due
@@ -38,6 +37,18 @@ FAMILY = ("Peeters Janssens Maes Jacobs Mertens Willems Claes Goossens Wouters D
           "Martin Laurent Leclercq Lemaire Renard Hermans Michel Lejeune Dumont Collard Gilson Mathieu "
           "Thiry Benali Yilmaz Kaya Diallo Nowak Moreau Pirard Henrard Vandenberghe Desmet Lefebvre "
           "Haddad Bouzid Demir Lenoir").split()
+
+# The demo person behind each role's development token (`registry token`); also named in the staff lists.
+ROLE_EXAMPLES = {
+    "caseworker": {"agency": "YOUTH", "unit": "IPPJ-BRAINE", "name": "Camille Caseworker"},
+    "referral_officer": {"agency": "YOUTH", "unit": None, "name": "Robin Referral-Officer"},
+    "analyst": {"agency": "CUTA", "unit": None, "name": "Alex Analyst"},
+    "senior_analyst": {"agency": "CUTA", "unit": None, "name": "Sam Senior-Analyst"},
+    "partner": {"agency": "POLICE", "unit": None, "name": "Pat Partner"},
+    "dpo": {"agency": "YOUTH", "unit": None, "name": "Dana Data-Protection"},
+    "admin": {"agency": "YOUTH", "unit": None, "name": "Ari Admin"},
+}
+
 
 STAFF_NAMES = {
     "caseworker": {
