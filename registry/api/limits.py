@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from graphql import (
     DocumentNode,
@@ -40,17 +40,17 @@ from graphql import (
 )
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from graphql.utilities import get_operation_ast
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
+from registry.config import Settings
 from registry.domain.errors import RateLimited
 
-if TYPE_CHECKING:
-    from registry.config import Settings
-
-LOOKUPS_PER_MINUTE = 30
+# The limits' defaults are the settings' own (declared once, in Settings); the environment is not read.
+_DEFAULTS = Settings.model_construct()
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 # Where introspection is on (development), GraphiQL's introspection query must pass: it nests
 # `ofType` about ten levels deep and its lists multiply to some 16,000. It has its own budget.
@@ -62,18 +62,18 @@ INTROSPECTION_COST = 50_000
 class QueryLimits:
     """The bounds of one request (REGISTRY_MAX_* settings); see the README's "Limits"."""
 
-    max_depth: int = 12
-    max_aliases: int = 30
-    max_tokens: int = 2000
-    max_page_size: int = 100
-    max_cost: int = 10_000
-    max_batch: int = 10
-    max_body_bytes: int = 256 * 1024
+    max_depth: int = _DEFAULTS.max_depth
+    max_aliases: int = _DEFAULTS.max_aliases
+    max_tokens: int = _DEFAULTS.max_tokens
+    max_page_size: int = _DEFAULTS.max_page_size
+    max_cost: int = _DEFAULTS.max_cost
+    max_batch: int = _DEFAULTS.max_batch
+    max_body_bytes: int = _DEFAULTS.max_body_bytes
     list_estimate: int = 10  # items assumed for a list without `first` (Subject.referrals, history, ...)
-    introspection: bool = True
+    introspection: bool = _DEFAULTS.introspection_allowed
 
     @classmethod
-    def from_settings(cls, settings: "Settings") -> "QueryLimits":
+    def from_settings(cls, settings: Settings) -> "QueryLimits":
         return cls(
             max_depth=settings.max_depth,
             max_aliases=settings.max_aliases,
@@ -218,19 +218,20 @@ def cost_errors(
         return [too_complex("the document is nested too deeply", limit="depth", max=limits.max_depth)]
 
 
-class NoIntrospection(ValidationRule):
-    """Introspection off (production): the schema is published as graphql/schema.graphql instead."""
+class NoIntrospection(NoSchemaIntrospectionCustomRule):
+    """Introspection off (production): the schema is published as graphql/schema.graphql instead.
+
+    graphql-core's rule decides; this one reports its first refusal only, with the stable code."""
 
     reported = False
 
-    def enter_field(self, node: FieldNode, *_args: Any) -> None:
-        type_ = get_named_type(self.context.get_type())
-        if type_ is not None and is_introspection_type(type_) and not self.reported:
+    def report_error(self, error: GraphQLError) -> None:
+        if not self.reported:
             self.reported = True
-            self.report_error(
+            super().report_error(
                 GraphQLError(
                     "introspection is disabled; the schema is published as graphql/schema.graphql",
-                    node,
+                    error.nodes,
                     extensions={"code": "FORBIDDEN"},
                 )
             )
@@ -417,7 +418,7 @@ class RateLimiter:
     """
 
     def __init__(
-        self, limit: int = LOOKUPS_PER_MINUTE, window: float = 60.0, clock: Callable[[], float] = time.monotonic
+        self, limit: int = _DEFAULTS.lookups_per_minute, window: float = 60.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.limit = limit
         self.window = window
