@@ -28,6 +28,7 @@ from registry.api.http import GraphQLRoute, internal, json_response
 from registry.api.documents import TrustedDocuments
 from registry.api.limits import QueryLimits, RateLimiter
 from registry.api.schema import RegistrySchema, build_schema
+from registry.api.strawberry_internals import graphql_schema
 from registry.audit.chain import run_sealer
 from registry.config import Settings, get_settings
 from registry.db.engine import ReadPool, connector, create_engine, create_read_pool, create_sessionmaker
@@ -174,7 +175,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     lookups=RateLimiter(settings.lookups_per_minute),
                     limits=limits,
                     documents=documents,
-                    compiler=Compiler(schema._schema, limits, enabled=settings.compile_queries),
+                    compiler=Compiler(graphql_schema(schema), limits, enabled=settings.compile_queries),
                     reads=await create_read_pool(url, settings),
                     health=DatabaseHealth(connector(url, settings), settings.database_timeout_seconds),
                     admission=Admission(

@@ -23,13 +23,13 @@ import orjson
 from graphql import GraphQLError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import Response
-from strawberry.http.ides import get_graphql_ide_html
 
 from registry.access.identity import InvalidToken
 from registry.api.admission import Overloaded
 from registry.api.context import Context
 from registry.api.documents import Refused
 from registry.api.errors import deduplicate, error, format_error
+from registry.api.strawberry_internals import get_graphql_ide_html
 from registry.audit import trail
 from registry.db.failures import DatabaseUnavailable, log_failure, unreachable
 

@@ -43,9 +43,8 @@ from graphql.utilities import get_operation_ast
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
-from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
+from registry.api.strawberry_internals import VALIDATION_RULES, graphql_schema
 from registry.config import Settings
 from registry.domain.errors import RateLimited
 
@@ -144,7 +143,7 @@ class QueryLimiter(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         ec = self.execution_context
         if ec.pre_execution_errors is None and ec.graphql_document is not None:
-            schema, document = ec.schema._schema, ec.graphql_document
+            schema, document = graphql_schema(ec.schema), ec.graphql_document
             errors = [] if self.known else static_errors(schema, document, self.limits, ec.validation_rules)
             if not errors:
                 if not self.known and ec.query:
@@ -195,7 +194,7 @@ def static_errors(
         errors = _Shape(document).errors(limits)
         if errors:
             return errors
-        rules = (*(rules or specified_rules), MaybeNullValidationRule, OneOfInputValidationRule)
+        rules = (*(rules or specified_rules), *VALIDATION_RULES)
         if not limits.introspection:
             rules = (*rules, NoIntrospection)
         errors = validate(schema, document, rules, hide_suggestions=True)
