@@ -9,11 +9,11 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, MutableMapping
 
 import httpx
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -28,6 +28,7 @@ from registry.api.http import GraphQLRoute, internal, json_response
 from registry.api.documents import TrustedDocuments
 from registry.api.limits import QueryLimits, RateLimiter
 from registry.api.schema import RegistrySchema, build_schema
+from registry.api.services import RequestServices
 from registry.api.strawberry_internals import graphql_schema
 from registry.audit.chain import run_sealer
 from registry.config import Settings, get_settings
@@ -45,7 +46,7 @@ class Services:
 
     settings: Settings
     engine: AsyncEngine
-    sessions: async_sessionmaker
+    sessions: async_sessionmaker[AsyncSession]
     policy: Policy
     schema: RegistrySchema
     verifier: TokenVerifier
@@ -58,6 +59,9 @@ class Services:
     health: DatabaseHealth
     admission: Admission
     migration_heads: str
+
+
+_SERVES_REQUESTS: type[RequestServices] = Services  # mypy checks that api.http gets what it uses
 
 
 async def healthz(request: Request) -> Response:
@@ -110,7 +114,7 @@ class RequestLog:
         started = time.perf_counter()
         status = 0
 
-        async def send_with_id(message: dict) -> None:
+        async def send_with_id(message: MutableMapping[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

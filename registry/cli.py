@@ -64,7 +64,10 @@ def _tokens(settings: Settings) -> dict[str, str]:
     from registry.domain.demo import ROLE_EXAMPLES
 
     issuer = DevelopmentIssuer(settings)
-    return {role: issuer.issue(role=role, **example) for role, example in ROLE_EXAMPLES.items()}
+    return {
+        role: issuer.issue(role=role, agency=person["agency"], unit=person["unit"], name=person["name"])
+        for role, person in ROLE_EXAMPLES.items()
+    }
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
@@ -158,7 +161,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             proxy_headers=False,  # nor does it use that address anywhere: forwarded headers are not read
             timeout_graceful_shutdown=10,
             http=BOUNDED_HTTP,  # request headers bounded in count, size and time (api.protocol)
-            timeout_keep_alive=settings.keep_alive_seconds,
+            timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]  # uvicorn takes seconds as a float too
         )
     finally:
         if embedded:

@@ -61,7 +61,7 @@ class AuditEvent:
             break_glass=row.break_glass,
             subject_ids=list(row.subject_ids),
             records=[DisclosedRecord(type=r["type"], id=r["id"], fields=r.get("fields", [])) for r in row.records],
-            detail=row.detail,
+            detail=row.detail,  # type: ignore[arg-type]  # JSON is a scalar over any JSON value
         )
 
     @strawberry.field(description="For a break-glass event: whether the DPO has reviewed it.")

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any, Callable, Sequence, cast
 
 import orjson
 from graphql import (
@@ -42,10 +42,11 @@ from graphql import (
 from graphql.utilities import get_operation_ast, value_from_ast_untyped
 
 from registry.access import purpose
+from registry.api import json_query as jq
+from registry.api.context import Context
 from registry.api.field_guard import DISCLOSED_TYPES, refusal
 from registry.api.limits import QueryLimits, cost_errors
 from registry.api.purpose_guard import declared
-from registry.api import json_query as jq
 from registry.db.failures import log_failure
 from registry.domain.errors import RegistryError
 from registry.domain.pages import MAX_PAGE_SIZE, decode_cursor
@@ -114,11 +115,11 @@ class Compiler:
         self.one_statement_runs = 0  # of which the statement wrote the audit event itself
 
     @staticmethod
-    def _key(query: str, operation_name: str | None, ctx: Any) -> tuple:
+    def _key(query: str, operation_name: str | None, ctx: Context) -> tuple:
         p = ctx.principal
         return (query, operation_name, p.roles, p.scopes, p.agency is None, p.unit is None)
 
-    def learn(self, query: str, operation_name: str | None, ctx: Any) -> None:
+    def learn(self, query: str, operation_name: str | None, ctx: Context) -> None:
         """Compile a document the resolvers just ran without validation or limit errors."""
         key = self._key(query, operation_name, ctx)
         if not self.enabled or key in self._plans or ctx.break_glass:
@@ -134,7 +135,7 @@ class Compiler:
         if len(self._plans) > CACHE_SIZE:
             self._plans.popitem(last=False)
 
-    def bind(self, query: str, operation_name: str | None, ctx: Any, variables: dict) -> "Bound | None":
+    def bind(self, query: str, operation_name: str | None, ctx: Context, variables: dict) -> "Bound | None":
         """The compiled plan of this request with its parameters, or None: use the resolvers.
         Nothing is read here: purpose and arguments are checked first."""
         if not self.enabled:
@@ -166,7 +167,7 @@ class Bound:
     params: dict[str, Any]
     one_statement: bool  # the statement writes the audit event itself: it is the whole transaction
 
-    async def run(self, ctx: Any, connection: Any) -> tuple[Any, list[GraphQLError]]:
+    async def run(self, ctx: Context, connection: Any) -> tuple[Any, list[GraphQLError]]:
         """Data and errors. In one statement, or in the caller's transaction noting what was
         disclosed in ctx.disclosure. Without refusals the response JSON from PostgreSQL is passed
         on as it is; with refusals it is read to find where each FORBIDDEN error belongs."""
@@ -196,14 +197,14 @@ class Bound:
 # ----------------------------------------------------------------------------- planning
 
 
-def _compile(schema: GraphQLSchema, query: str, operation_name: str | None, ctx: Any) -> Plan:
+def _compile(schema: GraphQLSchema, query: str, operation_name: str | None, ctx: Context) -> Plan:
     document = parse(query)
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation != OperationType.QUERY:
         raise jq.Unsupported("not a query")
     planner = _Planner(schema, document, operation, ctx.grants)
     roots: list[jq.Root] = []
-    for key, node in planner.fields(operation.selection_set, schema.query_type):
+    for key, node in planner.fields(operation.selection_set, planner.query_type):
         roots.append(planner.root(key, node))
     prepared = jq.prepare(roots, ctx.principal)
     return Plan(
@@ -223,6 +224,7 @@ class _Planner:
         self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode, grants: Any
     ) -> None:
         self.schema = schema
+        self.query_type = cast(GraphQLObjectType, schema.query_type)  # a registry schema has one
         self.grants = grants
         self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         self.infos: dict[str, Any] = {}
@@ -233,13 +235,17 @@ class _Planner:
             d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
         }
 
-    def fields(self, selection_set: SelectionSetNode, parent: GraphQLObjectType) -> list[tuple[str, FieldNode]]:
+    def fields(self, selection_set: SelectionSetNode | None, parent: GraphQLObjectType) -> list[tuple[str, FieldNode]]:
         """Response key -> field, through fragments, as graphql-core collects them."""
         out: dict[str, FieldNode] = {}
         self._collect(selection_set, parent, out, set())
         return list(out.items())
 
-    def _collect(self, selection_set: SelectionSetNode, parent: GraphQLObjectType, out: dict, seen: set) -> None:
+    def _collect(
+        self, selection_set: SelectionSetNode | None, parent: GraphQLObjectType, out: dict[str, FieldNode], seen: set[str]
+    ) -> None:
+        if selection_set is None:  # an object field without selection: validation refused it already
+            raise jq.Unsupported("no selection")
         for selection in selection_set.selections:
             if selection.directives:
                 raise jq.Unsupported("directives")
@@ -269,7 +275,7 @@ class _Planner:
             self.root_refusals.append((key, f"Query.{name}", node))
             return jq.Root(key, name, constant=jq.Constant(key, None))
         kind = ROOTS[name]
-        field_def = self.schema.query_type.fields[name]
+        field_def = self.query_type.fields[name]
         object_type = get_named_type(field_def.type)
         args = {a.name.value: a.value for a in node.arguments or ()}
         if name in ("subject", "referral"):
@@ -310,7 +316,7 @@ class _Planner:
 
     def cursor_params(self, kind: str, raw: Callable[[dict], Any]) -> None:
         """The decoded parts of an `after` cursor, as the domain's pagination decodes them."""
-        def parts(variables: dict, count: int) -> list[str] | None:
+        def parts(variables: dict[str, Any], count: int) -> Sequence[str | None] | None:
             cursor = raw(variables)
             return None if cursor is None else decode_cursor(cursor, count)
 
@@ -347,11 +353,15 @@ class _Planner:
         for graphql_name, column in names.items():
             parameter = jq.Param.named("filter", key, column)
             convert = FILTER_VALUES[graphql_name]
-            self.params[parameter] = lambda v, n=graphql_name, c=convert: c(checked(v).get(n))
+
+            def filter_value(v: dict[str, Any], n: str = graphql_name, c: Callable[[Any], Any] = convert) -> Any:
+                return c(checked(v).get(n))
+
+            self.params[parameter] = filter_value
             out[column] = parameter
         return out
 
-    def connection(self, selection_set: SelectionSetNode, connection_type: GraphQLObjectType) -> tuple[list, dict]:
+    def connection(self, selection_set: SelectionSetNode | None, connection_type: GraphQLObjectType) -> tuple[list, dict]:
         outputs: list[Any] = []
         infos: dict[str, Any] = {}
         for key, node in self.fields(selection_set, connection_type):
@@ -394,7 +404,7 @@ class _Planner:
         if field_name != "__typename" and not self.grants.may_read(type_name, field_name):
             raise jq.Unsupported(f"{type_name}.{field_name} refused")
 
-    def record(self, selection_set: SelectionSetNode, object_type: GraphQLObjectType) -> tuple[NodeInfo, jq.Record]:
+    def record(self, selection_set: SelectionSetNode | None, object_type: GraphQLObjectType) -> tuple[NodeInfo, jq.Record]:
         kind = object_type.name
         if kind not in DISCLOSED_TYPES:
             raise jq.Unsupported(kind)

@@ -56,19 +56,26 @@ class Context:
         garbage collector to find (its full collections stalled every request)."""
         return Loaders(self)
 
+    @property
+    def orm(self) -> AsyncSession:
+        """The request's ORM session; a compiled read, which has none, never asks for it."""
+        if self.session is None:
+            raise RuntimeError("this request has no ORM session")
+        return self.session
+
     @asynccontextmanager
     async def db(self) -> AsyncIterator[AsyncSession]:
         """The request's session, for one read or one change at a time."""
         async with self.lock:
-            yield self.session
+            yield self.orm
 
     @asynccontextmanager
     async def change(self, action: str) -> AsyncIterator[Change]:
         """One mutation: a savepoint, so a refused change leaves nothing behind; a change that
         succeeded is kept for the audit trail (the resolver must say which record changed)."""
-        change = Change(action, self.session)
+        change = Change(action, self.orm)
         async with self.lock:
-            async with self.session.begin_nested():
+            async with self.orm.begin_nested():
                 yield change
         if change.record is None:
             raise RuntimeError(f"mutation {action} did not report the record it changed")

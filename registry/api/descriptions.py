@@ -14,7 +14,7 @@ import uuid
 
 from graphql import GraphQLObjectType
 
-from registry.api.strawberry_internals import DateTimeDefinition, UUIDDefinition, definition_of
+from registry.api.strawberry_internals import DateTimeDefinition, ScalarDefinition, UUIDDefinition, definition_of
 from registry.domain.pages import timestamp_text
 
 UUID = dataclasses.replace(UUIDDefinition, description="A UUID in its canonical text form, e.g. 1b4e28ba-2fa1-11d2-883f-0016d3cca427.")
@@ -24,7 +24,7 @@ DATETIME = dataclasses.replace(
     description="Date and time in ISO 8601, in UTC, e.g. 2026-05-17T09:30:00.25+00:00.",
     serialize=timestamp_text,
 )
-SCALARS = {uuid.UUID: UUID, datetime.datetime: DATETIME}
+SCALARS: dict[object, ScalarDefinition] = {uuid.UUID: UUID, datetime.datetime: DATETIME}
 
 
 CONVENTIONS = {

@@ -25,10 +25,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import Response
 
 from registry.access.identity import InvalidToken
+from registry.access.principal import Principal
 from registry.api.admission import Overloaded
+from registry.api.compiler import Bound
 from registry.api.context import Context
 from registry.api.documents import Refused
 from registry.api.errors import deduplicate, error, format_error
+from registry.api.services import RequestServices
 from registry.api.strawberry_internals import get_graphql_ide_html
 from registry.audit import trail
 from registry.db.failures import DatabaseUnavailable, log_failure, unreachable
@@ -77,7 +80,7 @@ class GraphQLRoute:
             await self.app(scope, receive, send)
             return
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-        services = scope["app"].state.services
+        services: RequestServices = scope["app"].state.services
         if scope["method"] == "GET" and "text/html" in headers.get("accept", "") and services.limits.introspection:
             await _send(send, 200, get_graphql_ide_html().encode(), b"text/html; charset=utf-8")  # development only
             return
@@ -88,8 +91,8 @@ class GraphQLRoute:
             status, body, extra = answer.status, answer.body, answer.headers
         except Exception as exc:  # noqa: BLE001 - the contract holds for what nobody foresaw too
             log_failure(log, "request failed", exc, rid)
-            answer = internal(rid)
-            status, body, extra = answer.status, answer.body, answer.headers
+            refusal = internal(rid)
+            status, body, extra = refusal.status, refusal.body, refusal.headers
         await _send(send, status, body, JSON, extra)
 
 
@@ -100,7 +103,7 @@ async def _send(send: Any, status: int, body: bytes, content_type: bytes, extra:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: Any, rid: str) -> bytes:
+async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: RequestServices, rid: str) -> bytes:
     if scope["method"] != "POST":
         raise Answer(405, "send GraphQL operations with POST", "BAD_USER_INPUT", {"Allow": "POST"})
     principal = await _authenticate(headers.get("authorization", ""), services)
@@ -119,7 +122,7 @@ async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: 
         raise unavailable("UNAVAILABLE", str(exc), rid, settings.retry_after_seconds) from None
 
 
-async def _operations(body: Any, headers: dict[str, str], services: Any, principal: Any, rid: str) -> bytes:
+async def _operations(body: Any, headers: dict[str, str], services: RequestServices, principal: Principal, rid: str) -> bytes:
     limits = services.limits
     if isinstance(body, list):
         if not body:
@@ -133,7 +136,7 @@ async def _operations(body: Any, headers: dict[str, str], services: Any, princip
     return orjson.dumps(await _execute(headers, services, principal, body, rid))
 
 
-async def _authenticate(header: str, services: Any):
+async def _authenticate(header: str, services: RequestServices) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         challenge = {"WWW-Authenticate": 'Bearer realm="registry"'}
@@ -178,7 +181,7 @@ async def _read_body(receive: Any, declared: str | None, max_bytes: int, timeout
     return body
 
 
-async def _resolve(services: Any, ctx: Context, query: str, operation_name: str | None, variables: dict) -> tuple:
+async def _resolve(services: RequestServices, ctx: Context, query: str, operation_name: str | None, variables: dict) -> tuple:
     """Data and errors from the resolvers; a read they ran within the limits is then compiled."""
     result = await services.schema.execute(
         query, variable_values=variables, context_value=ctx, operation_name=operation_name
@@ -189,7 +192,7 @@ async def _resolve(services: Any, ctx: Context, query: str, operation_name: str 
     return result.data, errors
 
 
-async def _execute(headers: dict[str, str], services: Any, principal: Any, op: Any, rid: str) -> dict[str, Any]:
+async def _execute(headers: dict[str, str], services: RequestServices, principal: Principal, op: Any, rid: str) -> dict[str, Any]:
     """One operation, one transaction: committed only if nothing unexpected happened, and within
     the request deadline (DatabaseUnavailable past it, or as soon as the database is found down)."""
     if not isinstance(op, dict):
@@ -251,7 +254,7 @@ def _lost(errors: list) -> bool:
     return any(err.original_error is not None and unreachable(err.original_error) for err in errors)
 
 
-async def _run_compiled(services: Any, ctx: Context, compiled: Any, *, fresh: bool = False) -> dict[str, Any]:
+async def _run_compiled(services: RequestServices, ctx: Context, compiled: Bound, *, fresh: bool = False) -> dict[str, Any]:
     """One statement (and the audit insert), on a plain driver connection."""
     async with services.reads.acquire(fresh=fresh) as connection:
         transaction = _OneStatement() if compiled.one_statement else connection.transaction()
@@ -267,7 +270,7 @@ async def _run_compiled(services: Any, ctx: Context, compiled: Any, *, fresh: bo
         return await _finish(ctx, connection, transaction, data, errors)
 
 
-async def _run_resolvers(services: Any, ctx: Context, query: str, operation_name: str | None,
+async def _run_resolvers(services: RequestServices, ctx: Context, query: str, operation_name: str | None,
                          variables: dict) -> dict[str, Any]:
     """Through the resolvers, on an ORM session. A session whose database failed or did not
     answer in time is discarded in the background: closing it could wait on that database."""

@@ -48,7 +48,7 @@ TAG_START = f', "{HIDDEN}" : "'
 _TAG_START = TAG_START.encode()  # the response comes as UTF-8 bytes: cut and sent without decoding
 TAG_LENGTH = 4 + 1 + 36 + 1 + 36 + 1
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
-MODELS = {"Subject": Subject, "Referral": Referral, "FollowUpNote": FollowUpNote, "ThreatAssessment": ThreatAssessment}
+MODELS: dict[str, Any] = {"Subject": Subject, "Referral": Referral, "FollowUpNote": FollowUpNote, "ThreatAssessment": ThreatAssessment}
 
 
 # ----------------------------------------------------------------------------- selection tree
@@ -387,12 +387,14 @@ class _Builder:
         return select(func.coalesce(aggregated, literal_column("'[]'::json"))).select_from(inner).scalar_subquery()
 
     def by_id(self, root: Root) -> ColumnElement:
-        model = MODELS[root.record.kind]
+        record = root.record
+        assert record is not None, "a root by id has a record"
+        model = MODELS[record.kind]
         row = aliased(model)
         wanted = bindparam(Param.named("id", root.key), None, type_=postgresql.UUID(as_uuid=True))
-        inner = select(row).where(row.id == wanted, self.scope(root.record.kind, row)).subquery()
+        inner = select(row).where(row.id == wanted, self.scope(record.kind, row)).subquery()
         one = aliased(model, inner)
-        return select(self.record(root.record, one, ONE)).select_from(inner).scalar_subquery()
+        return select(self.record(record, one, ONE)).select_from(inner).scalar_subquery()
 
     def connection(self, conn: Connection) -> ColumnElement:
         model = MODELS[conn.kind]
@@ -404,7 +406,8 @@ class _Builder:
                 value = bindparam(parameter, None, type_=ARRAY(Text))
                 conditions.append(or_(value.is_(None), column == func.any(value)))
             else:
-                value = bindparam(parameter, None, type_=postgresql.UUID(as_uuid=True) if name == "subject_id" else Text)
+                type_: Any = postgresql.UUID(as_uuid=True) if name == "subject_id" else Text
+                value = bindparam(parameter, None, type_=type_)
                 conditions.append(or_(value.is_(None), column == value))
         # A page after a cursor; a null cursor (no `after` in this request) starts at the top.
         if conn.kind == "Subject":
@@ -487,6 +490,7 @@ class _Builder:
             elif root.record is not None:
                 parts.append(self.by_id(root))
             else:
+                assert root.connection is not None, "a root is a constant, a record or a page"
                 parts.append(self.connection(root.connection))
         # As text: decoded by orjson, not by the driver's json codec.
         return select(cast(func.json_build_object(*parts), Text).label("data"))

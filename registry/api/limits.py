@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -27,7 +28,6 @@ from graphql import (
     IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationRule,
     VariableNode,
     get_named_type,
     get_nullable_type,
@@ -180,14 +180,14 @@ def check(
     operation_name: str | None,
     variables: dict[str, Any],
     limits: QueryLimits,
-    rules: tuple[type[ValidationRule], ...] | None = None,
+    rules: tuple[type[ASTValidationRule], ...] | None = None,
 ) -> list[GraphQLError]:
     """Every reason not to execute `document`, cheapest checks first; empty when it may run."""
     return static_errors(schema, document, limits, rules) or cost_errors(schema, document, operation_name, variables, limits)
 
 
 def static_errors(
-    schema: Any, document: DocumentNode, limits: QueryLimits, rules: tuple[type[ValidationRule], ...] | None = None
+    schema: Any, document: DocumentNode, limits: QueryLimits, rules: tuple[type[ASTValidationRule], ...] | None = None
 ) -> list[GraphQLError]:
     """Depth and aliases, then GraphQL validation: what depends on the text alone."""
     try:
@@ -398,8 +398,8 @@ class _Cost:
                 variable = value.name.value
                 if variable in self.variables:
                     raw = self.variables[variable]
-                elif isinstance(self.defaults.get(variable), IntValueNode):
-                    raw = int(self.defaults[variable].value)
+                elif isinstance(default := self.defaults.get(variable), IntValueNode):
+                    raw = int(default.value)
             elif isinstance(value, IntValueNode):
                 raw = int(value.value)
         if raw is None:

@@ -4,7 +4,7 @@ strawberry-graphql is pinned to one minor version (pyproject.toml) because of wh
 uses: the graphql-core schema behind a strawberry schema (`Schema._schema`), the back-reference
 from a graphql-core field to its strawberry definition (where `@allowedRoles` and the argument
 descriptions are written before the schema is built again), the built-in scalar definitions
-(overridden to describe and spell UUID and DateTime), the validation rules strawberry adds to
+and their class (overridden to describe and spell UUID and DateTime), the validation rules strawberry adds to
 graphql-core's (run again by api.limits, which validates in strawberry's place), and the
 GraphiQL page. None of them is documented; a minor release may move or drop any.
 `tests/test_strawberry_internals.py` fails, naming the symbol, when an upgrade removes one.
@@ -21,9 +21,11 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.schema.types.base_scalars import DateTimeDefinition, UUIDDefinition
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+from strawberry.types.scalar import ScalarDefinition
 
 __all__ = [
     "DateTimeDefinition",
+    "ScalarDefinition",
     "UUIDDefinition",
     "VALIDATION_RULES",
     "definition_of",

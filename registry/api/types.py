@@ -162,7 +162,7 @@ class Subject:
 
 @strawberry.type(description="One version of a subject's file.")
 class SubjectRevision:
-    revision: SubjectRevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")
+    revision: SubjectRevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")  # type: ignore[valid-type]  # a type made by _revision_info
     record: Subject = strawberry.field(description="The file as it was in this version.")
 
 
@@ -229,7 +229,7 @@ class Referral:
 
 @strawberry.type(description="One version of a referral.")
 class ReferralRevision:
-    revision: ReferralRevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")
+    revision: ReferralRevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")  # type: ignore[valid-type]  # a type made by _revision_info
     record: Referral = strawberry.field(description="The referral as it was in this version.")
 
 
@@ -324,7 +324,7 @@ class ThreatAssessment:
 
 @strawberry.type(description="One version of a threat assessment.")
 class AssessmentRevision:
-    revision: AssessmentRevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")
+    revision: AssessmentRevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")  # type: ignore[valid-type]  # a type made by _revision_info
     record: ThreatAssessment = strawberry.field(description="The assessment as it was in this version.")
 
 

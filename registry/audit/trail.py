@@ -83,7 +83,7 @@ class Actor:
     justification: str | None = None
 
 
-async def _execute(target: AsyncSession | asyncpg.Connection, sql: str, args: tuple) -> None:
+async def _execute(target: AsyncSession | asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> None:
     """Run `sql` in the caller's transaction: an ORM session's or a plain driver connection's."""
     if isinstance(target, AsyncSession):
         connection = await target.connection()
@@ -166,7 +166,7 @@ async def record_request(
     for subject_id in lookups:
         hit = subject_id is not None
         await record(
-            session, actor, "lookup.performed", subject_ids=[subject_id] if hit else [], detail={"outcome": "HIT" if hit else "NO_HIT"}
+            session, actor, "lookup.performed", subject_ids=[] if subject_id is None else [subject_id], detail={"outcome": "HIT" if hit else "NO_HIT"}
         )
     if disclosure:
         await record(

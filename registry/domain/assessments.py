@@ -112,9 +112,9 @@ async def validate(
         raise BadUserInput(f"cannot validate a {assessment.status} assessment", field="status")
     if assessment.author_id == principal.id:
         raise Forbidden("four-eyes: the author of an assessment cannot validate it")
-    subject = await session.scalar(
-        select(Subject).where(Subject.id == assessment.subject_id).with_for_update()
-    )
+    subject = (
+        await session.scalars(select(Subject).where(Subject.id == assessment.subject_id).with_for_update())
+    ).one()
     previous = await session.scalars(
         select(ThreatAssessment)
         .where(ThreatAssessment.subject_id == assessment.subject_id, ThreatAssessment.status == "VALIDATED")

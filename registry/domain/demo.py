@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -39,7 +39,7 @@ FAMILY = ("Peeters Janssens Maes Jacobs Mertens Willems Claes Goossens Wouters D
           "Haddad Bouzid Demir Lenoir").split()
 
 # The demo person behind each role's development token (`registry token`); also named in the staff lists.
-ROLE_EXAMPLES = {
+ROLE_EXAMPLES: dict[str, dict[str, str | None]] = {
     "caseworker": {"agency": "YOUTH", "unit": "IPPJ-BRAINE", "name": "Camille Caseworker"},
     "referral_officer": {"agency": "YOUTH", "unit": None, "name": "Robin Referral-Officer"},
     "analyst": {"agency": "CUTA", "unit": None, "name": "Alex Analyst"},
@@ -50,7 +50,7 @@ ROLE_EXAMPLES = {
 }
 
 
-STAFF_NAMES = {
+STAFF_NAMES: dict[str, Any] = {
     "caseworker": {
         "IPPJ-BRAINE": [ROLE_EXAMPLES["caseworker"]["name"], "Nadia Verhaegen"],
         "IPPJ-FRAIPONT": ["Julien Marchal", "Sofie Dewilde"],
@@ -279,7 +279,7 @@ async def seed(engine: AsyncEngine) -> str:
             return f"demo data already present ({present} demo subject references in use): nothing seeded"
         for table, kind in ((Subject, "subject"), (Referral, "referral"), (FollowUpNote, "note"),
                             (FollowUpNote, "correction"), (ThreatAssessment, "assessment"), (RecordVersion, "version")):
-            await conn.execute(table.__table__.insert(), rows[kind])
+            await conn.execute(cast(Table, table.__table__).insert(), rows[kind])
         await conn.execute(
             text("SELECT setval('subject_reference_seq', GREATEST(:n, (SELECT last_value FROM subject_reference_seq)))"),
             {"n": SUBJECTS},

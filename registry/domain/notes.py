@@ -96,7 +96,7 @@ async def corrected_ids(session: AsyncSession, note_ids: list[uuid.UUID]) -> dic
     rows = await session.execute(
         select(FollowUpNote.corrects_id, FollowUpNote.id).where(FollowUpNote.corrects_id.in_(note_ids))
     )
-    return {corrects: by for corrects, by in rows}
+    return {corrects: by for corrects, by in rows if corrects is not None}  # all, by the WHERE
 
 
 async def for_parents(
