@@ -63,6 +63,20 @@ FILTERS = {
 }
 
 
+# Readable fields the compiler leaves to the resolvers on purpose: a query selecting one runs
+# there. Every other field of a record type reached from ROOTS must compile (a test walks the
+# schema), or queries would fall back silently.
+NOT_COMPILED = {
+    "Subject.history": "versions are snapshots in record_version, shaped per record type: a rare, audit-like read",
+    "Referral.history": "as Subject.history",
+    "ThreatAssessment.history": "as Subject.history",
+}
+# The connection shape compiled (api.json_query builds edges and pageInfo; nothing else).
+CONNECTION_FIELDS = frozenset({"edges", "pageInfo"})
+EDGE_FIELDS = frozenset({"cursor", "node"})
+PAGE_INFO_FIELDS = frozenset({"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"})
+
+
 class Fallback(Exception):
     """This request (not the plan) needs the resolvers."""
 
