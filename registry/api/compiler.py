@@ -27,6 +27,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLInputObjectType,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
@@ -47,7 +48,9 @@ from registry.api.context import Context
 from registry.api.field_guard import DISCLOSED_TYPES, refusal
 from registry.api.limits import QueryLimits, cost_errors
 from registry.api.purpose_guard import declared
+from registry.api.strawberry_internals import definition_of
 from registry.db.failures import log_failure
+from registry.db.values import LegalStatus, ReferralReason, ReferralStatus, names
 from registry.domain.errors import RegistryError
 from registry.domain.pages import MAX_PAGE_SIZE, decode_cursor
 
@@ -55,12 +58,8 @@ log = logging.getLogger(__name__)
 
 CACHE_SIZE = 512
 ROOTS = {"subject": "Subject", "referral": "Referral", "subjects": "Subject", "referrals": "Referral"}
-FILTERS = {
-    "Subject": ("SubjectFilter", {"reference": "reference", "institution": "institution",
-                                  "legalStatus": "legal_status", "agency": "agency"}),
-    "Referral": ("ReferralFilter", {"status": "status", "reason": "reason",
-                                    "subjectId": "subject_id", "agency": "agency"}),
-}
+# The filter input of each compiled list; its fields are read from the schema (filter_fields).
+FILTERS = {"Subject": "SubjectFilter", "Referral": "ReferralFilter"}
 
 
 # Readable fields the compiler leaves to the resolvers on purpose: a query selecting one runs
@@ -342,7 +341,8 @@ class _Planner:
 
     def filters(self, key: str, kind: str, value: Any) -> dict[str, str]:
         """Filter field -> parameter; each request's values are checked against the write rules."""
-        input_type, names = FILTERS[kind]
+        input_type = FILTERS[kind]
+        names = filter_fields(self.schema, input_type)
         if value is None or isinstance(value, NullValueNode):
             given: Callable[[dict], Any] = lambda variables: {}  # noqa: E731
         elif isinstance(value, VariableNode):
@@ -449,6 +449,18 @@ class _Planner:
         return info, record
 
 
+def filter_fields(schema: GraphQLSchema, input_type: str) -> dict[str, str]:
+    """GraphQL name -> Python name of each field of a filter input, as declared (api.queries);
+    the Python name is the filter's key in api.json_query (FILTER_COLUMNS)."""
+    names = {}
+    for name, field in cast(GraphQLInputObjectType, schema.type_map[input_type]).fields.items():
+        definition = definition_of(field)
+        if definition is None:
+            raise jq.Unsupported(f"{input_type}.{name}")
+        names[name] = definition.python_name
+    return names
+
+
 def _parameters(plan: Plan, variables: dict) -> dict[str, Any]:
     try:
         return {name: get(variables) for name, get in plan.params.items()}
@@ -503,11 +515,9 @@ FILTER_VALUES: dict[str, Callable[[Any], Any]] = {
     "reference": _optional(lambda v: _text(v) or None),
     "institution": _optional(lambda v: _text(v) or None),
     "agency": _optional(lambda v: _text(v) or None),
-    "legalStatus": _optional(_enums("CONCERN", "SUSPECTED", "CONVICTED")),
-    "status": _optional(
-        lambda v: _enums("DRAFT", "SUBMITTED", "ACKNOWLEDGED", "CLOSED")(v if isinstance(v, list) else [v]) or None
-    ),
-    "reason": _optional(_enums("TERRORISM_SUSPECTED", "TERRORISM_CONVICTED", "RADICALISATION_CONCERN")),
+    "legalStatus": _optional(_enums(*names(LegalStatus))),
+    "status": _optional(lambda v: _enums(*names(ReferralStatus))(v if isinstance(v, list) else [v]) or None),
+    "reason": _optional(_enums(*names(ReferralReason))),
     "subjectId": _optional(_uuid),
 }
 

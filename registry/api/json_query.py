@@ -39,6 +39,7 @@ from registry.access.principal import Principal
 from registry.access.scopes import record_scope, records_of_visible_subject, subject_scope
 from registry.audit.trail import Actor, Disclosure, actor_values, consulted_insert
 from registry.db.tables import FollowUpNote, Referral, Subject, ThreatAssessment
+from registry.db.values import ThreatLevel
 
 HIDDEN = "__sir"
 # How json_build_object writes a tag: the object's last key, then `<position>|<record id>|<subject
@@ -193,8 +194,7 @@ def timestamp_text(column: ColumnElement) -> ColumnElement:
 
 
 def _level(column: ColumnElement) -> ColumnElement:
-    names = {1: "LOW", 2: "MEDIUM", 3: "SERIOUS", 4: "VERY_SERIOUS"}
-    return case(*[(column == literal_column(str(n)), _sql(name)) for n, name in names.items()])
+    return case(*[(column == literal_column(str(level.value)), _sql(level.name)) for level in ThreatLevel])
 
 
 def _corrected_by(note: Any) -> ColumnElement:

@@ -24,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from registry.db.values import AssessmentStatus, LegalStatus, NoteVisibility, ReferralReason, ReferralStatus, ThreatLevel, between, one_of
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -79,7 +81,7 @@ class Subject(Base):
     updated_at: Mapped[datetime] = _now()
 
     __table_args__ = (
-        CheckConstraint("legal_status IN ('CONCERN','SUSPECTED','CONVICTED')", name="legal_status"),
+        CheckConstraint(one_of("legal_status", LegalStatus), name="legal_status"),
     )
 
 
@@ -104,11 +106,8 @@ class Referral(Base):
     updated_at: Mapped[datetime] = _now()
 
     __table_args__ = (
-        CheckConstraint("status IN ('DRAFT','SUBMITTED','ACKNOWLEDGED','CLOSED')", name="status"),
-        CheckConstraint(
-            "reason IN ('TERRORISM_SUSPECTED','TERRORISM_CONVICTED','RADICALISATION_CONCERN')",
-            name="reason",
-        ),
+        CheckConstraint(one_of("status", ReferralStatus), name="status"),
+        CheckConstraint(one_of("reason", ReferralReason), name="reason"),
         Index(None, "subject_id", "created_at"),
         Index(None, "created_at", "id"),
     )
@@ -133,7 +132,7 @@ class FollowUpNote(Base):
     created_at: Mapped[datetime] = _now()
 
     __table_args__ = (
-        CheckConstraint("visibility IN ('AGENCY_INTERNAL','SHARED')", name="visibility"),
+        CheckConstraint(one_of("visibility", NoteVisibility), name="visibility"),
         Index(None, "subject_id", "created_at"),
     )
 
@@ -161,8 +160,8 @@ class ThreatAssessment(Base):
     updated_at: Mapped[datetime] = _now()
 
     __table_args__ = (
-        CheckConstraint("level BETWEEN 1 AND 4", name="level"),
-        CheckConstraint("status IN ('DRAFT','VALIDATED','SUPERSEDED')", name="status"),
+        CheckConstraint(between("level", ThreatLevel), name="level"),
+        CheckConstraint(one_of("status", AssessmentStatus), name="status"),
         Index(None, "subject_id", "created_at"),
         # at most one validated assessment per subject
         Index(

@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.access.principal import Principal
 from registry.access.scopes import record_scope
 from registry.db.tables import Referral, Subject, ThreatAssessment
+from registry.db.values import ThreatLevel
 from registry.domain import subjects, versions
 from registry.domain.errors import BadUserInput, Forbidden, NotFound
 from registry.domain.text import NAME_MAX, TEXT_MAX, clean
 
-LEVELS = {"LOW": 1, "MEDIUM": 2, "SERIOUS": 3, "VERY_SERIOUS": 4}
+LEVELS = {level.name: level.value for level in ThreatLevel}
 MAX_SOURCES = 50
 
 

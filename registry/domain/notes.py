@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.access.principal import Principal
 from registry.access.scopes import AGENCY_ROLES, record_scope
 from registry.db.tables import FollowUpNote, Referral
+from registry.db.values import NoteVisibility, names
 from registry.domain import agencies, subjects
 from registry.domain.errors import BadUserInput, Conflict, NotFound
 from registry.domain.text import TEXT_MAX, clean
 
-VISIBILITIES = ("AGENCY_INTERNAL", "SHARED")
+VISIBILITIES = names(NoteVisibility)
 
 
 @dataclass
