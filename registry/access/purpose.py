@@ -32,7 +32,7 @@ MAX_JUSTIFICATION_CHARS = 2000
 _WORD = re.compile(r"[^\W\d_]{2,}")
 
 
-class PurposeRequired(Exception):
+class PurposeRefused(Exception):
     """A refused purpose; the API answers it as PURPOSE_REQUIRED (domain.errors.PurposeRequired).
     Access sits below the domain layer, so it does not raise the domain's error classes."""
 
@@ -68,12 +68,12 @@ def check(grants: Grants, declared: Declared) -> uuid.UUID | None:
         return None
     purpose = (declared.purpose or "").strip()
     if not purpose:
-        raise PurposeRequired(
+        raise PurposeRefused(
             "declare why you read this data in the Registry-Purpose header",
             allowed=sorted(grants.purposes),
         )
     if purpose not in grants.purposes:
-        raise PurposeRequired(
+        raise PurposeRefused(
             f"purpose {purpose[:40]!r} is not allowed for your role", allowed=sorted(grants.purposes)
         )
     if purpose != BREAK_GLASS:
@@ -88,13 +88,13 @@ def _break_glass_subject(declared: Declared, fields: frozenset[str]) -> uuid.UUI
         or len(_WORD.findall(text)) < MIN_JUSTIFICATION_WORDS
         or len(text) > MAX_JUSTIFICATION_CHARS
     ):
-        raise PurposeRequired(
+        raise PurposeRefused(
             "BREAK_GLASS needs a Registry-Justification of at least one sentence saying why"
         )
     if declared.root_type != "Query" or fields != {BREAK_GLASS_FIELD} or len(declared.subject_ids) != 1:
-        raise PurposeRequired("BREAK_GLASS covers reading one subject by id: query subject(id:) only")
+        raise PurposeRefused("BREAK_GLASS covers reading one subject by id: query subject(id:) only")
     (raw,) = declared.subject_ids
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise PurposeRequired("BREAK_GLASS covers reading one subject by id: the id is not a UUID") from None
+        raise PurposeRefused("BREAK_GLASS covers reading one subject by id: the id is not a UUID") from None

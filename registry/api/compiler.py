@@ -165,7 +165,7 @@ class Compiler:
             params = _parameters(plan, variables)
             if plan.sized_by_variables and cost_errors(self.schema, plan.document, operation_name, variables, self.limits):
                 raise Fallback  # past the cost limit with these page sizes: the resolvers refuse it
-        except (Fallback, RegistryError, purpose.PurposeRequired):
+        except (Fallback, RegistryError, purpose.PurposeRefused):
             return None  # the resolvers refuse it with the right error
         one_statement = not plan.refuses and (
             jq.expected_records(plan.roots, params, self.limits.list_estimate) <= jq.ONE_STATEMENT_RECORDS

@@ -46,7 +46,7 @@ class PurposeGuard(SchemaExtension):
             ctx = ec.context
             try:
                 subject_id = purpose.check(ctx.grants, declared(ctx, document, operation, ec.variables or {}))
-            except purpose.PurposeRequired as refusal:
+            except purpose.PurposeRefused as refusal:
                 refused = PurposeRequired(refusal.message, **refusal.details)
                 ec.result = ExecutionResult(data=None, errors=[GraphQLError(refused.message, original_error=refused)])
             else:
