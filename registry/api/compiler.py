@@ -26,8 +26,10 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLEnumType,
     GraphQLError,
     GraphQLInputObjectType,
+    GraphQLInputType,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
@@ -38,6 +40,8 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
     get_named_type,
+    get_nullable_type,
+    is_list_type,
     parse,
 )
 from graphql.utilities import get_operation_ast, value_from_ast_untyped
@@ -50,7 +54,6 @@ from registry.api.limits import QueryLimits, cost_errors
 from registry.api.purpose_guard import declared
 from registry.api.strawberry_internals import definition_of
 from registry.db.failures import log_failure
-from registry.db.values import LegalStatus, ReferralReason, ReferralStatus, names
 from registry.domain.errors import RegistryError
 from registry.domain.pages import MAX_PAGE_SIZE, decode_cursor
 
@@ -343,6 +346,7 @@ class _Planner:
         """Filter field -> parameter; each request's values are checked against the write rules."""
         input_type = FILTERS[kind]
         names = filter_fields(self.schema, input_type)
+        input_fields = cast(GraphQLInputObjectType, self.schema.type_map[input_type]).fields
         if value is None or isinstance(value, NullValueNode):
             given: Callable[[dict], Any] = lambda variables: {}  # noqa: E731
         elif isinstance(value, VariableNode):
@@ -366,12 +370,12 @@ class _Planner:
         out: dict[str, str] = {}
         for graphql_name, column in names.items():
             parameter = jq.Param.named("filter", key, column)
-            convert = FILTER_VALUES[graphql_name]
+            convert = filter_value(input_fields[graphql_name].type)
 
-            def filter_value(v: dict[str, Any], n: str = graphql_name, c: Callable[[Any], Any] = convert) -> Any:
+            def given_value(v: dict[str, Any], n: str = graphql_name, c: Callable[[Any], Any] = convert) -> Any:
                 return c(checked(v).get(n))
 
-            self.params[parameter] = filter_value
+            self.params[parameter] = given_value
             out[column] = parameter
         return out
 
@@ -510,16 +514,19 @@ def _enums(*allowed: str) -> Callable[[Any], Any]:
     return convert
 
 
-FILTER_VALUES: dict[str, Callable[[Any], Any]] = {
-    # The domain ignores empty text filters and empty status lists; so does the statement.
-    "reference": _optional(lambda v: _text(v) or None),
-    "institution": _optional(lambda v: _text(v) or None),
-    "agency": _optional(lambda v: _text(v) or None),
-    "legalStatus": _optional(_enums(*names(LegalStatus))),
-    "status": _optional(lambda v: _enums(*names(ReferralStatus))(v if isinstance(v, list) else [v]) or None),
-    "reason": _optional(_enums(*names(ReferralReason))),
-    "subjectId": _optional(_uuid),
-}
+def filter_value(field_type: GraphQLInputType) -> Callable[[Any], Any]:
+    """How a filter field's value is checked, from its GraphQL type: enums against their values,
+    IDs as UUIDs, text as text. The domain ignores empty text filters and empty lists; so does
+    the statement."""
+    named = get_named_type(field_type)
+    if isinstance(named, GraphQLEnumType):
+        allowed = _enums(*named.values)
+        if is_list_type(get_nullable_type(field_type)):
+            return _optional(lambda v: allowed(v if isinstance(v, list) else [v]) or None)
+        return _optional(allowed)
+    if named.name == "UUID":
+        return _optional(_uuid)
+    return _optional(lambda v: _text(v) or None)
 
 
 def _refused(type_field: str, node: FieldNode, path: list) -> GraphQLError:
