@@ -10,10 +10,10 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, MutableMapping
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -33,11 +33,13 @@ from registry.api.documents import TrustedDocuments
 from registry.api.limits import QueryLimits
 from registry.api.schema import RegistrySchema, build_schema
 from registry.api import subscriptions
+from registry.api.services import RequestServices
+from registry.api.strawberry_internals import graphql_schema
 from registry.api.websocket import graphql_websocket
 from registry.audit.chain import run_sealer, seal_status
 from registry.audit.checkpoint import Periodic
 from registry.config import Settings, get_settings
-from registry.db.budget import RateLimiter
+from registry.domain.budget import RateLimiter
 from registry.db.engine import ReadPool, connector, create_engine, create_read_pool, create_sessionmaker
 from registry.db.failures import log_failure
 from registry.db.health import DatabaseHealth
@@ -52,7 +54,7 @@ class Services:
 
     settings: Settings
     engine: AsyncEngine
-    sessions: async_sessionmaker
+    sessions: async_sessionmaker[AsyncSession]
     policy: Policy
     schema: RegistrySchema
     verifier: TokenVerifier
@@ -67,6 +69,9 @@ class Services:
     admission: Admission
     migration_heads: str
     events: subscriptions.Hub | None = None  # subscriptions over WebSocket, fed by the outbox listener
+
+
+_SERVES_REQUESTS: type[RequestServices] = Services  # mypy checks that api.http gets what it uses
 
 
 async def healthz(request: Request) -> Response:
@@ -142,7 +147,7 @@ class RequestLog:
         started = time.perf_counter()
         status = 0
 
-        async def send_with_id(message: dict) -> None:
+        async def send_with_id(message: MutableMapping[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -223,7 +228,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                     lookups=RateLimiter(create_engine(url, settings, pool_size=2), settings.lookups_per_minute),
                     limits=limits,
                     documents=documents,
-                    compiler=Compiler(schema._schema, limits, enabled=settings.compile_queries),
+                    compiler=Compiler(graphql_schema(schema), limits, enabled=settings.compile_queries),
                     reads=await create_read_pool(url, settings),
                     health=DatabaseHealth(connector(url, settings), settings.database_timeout_seconds),
                     admission=Admission(

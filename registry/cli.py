@@ -25,16 +25,6 @@ log = logging.getLogger("registry")
 class Misconfigured(Exception):
     """A setting or option that stops a command before it starts anything: said in one line."""
 
-ROLE_EXAMPLES = {
-    "caseworker": {"agency": "YOUTH", "unit": "IPPJ-BRAINE", "name": "Camille Caseworker"},
-    "referral_officer": {"agency": "YOUTH", "unit": None, "name": "Robin Referral-Officer"},
-    "analyst": {"agency": "CUTA", "unit": None, "name": "Alex Analyst"},
-    "senior_analyst": {"agency": "CUTA", "unit": None, "name": "Sam Senior-Analyst"},
-    "partner": {"agency": "POLICE", "unit": None, "name": "Pat Partner"},
-    "dpo": {"agency": "YOUTH", "unit": None, "name": "Dana Data-Protection"},
-    "admin": {"agency": "YOUTH", "unit": None, "name": "Ari Admin"},
-}
-
 
 def _configure_logging(settings: Settings) -> None:
     from registry import logs
@@ -148,9 +138,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def _tokens(settings: Settings) -> dict[str, str]:
     from registry.access.identity import DevelopmentIssuer
+    from registry.domain.demo import ROLE_EXAMPLES
 
     issuer = DevelopmentIssuer(settings)
-    return {role: issuer.issue(role=role, **example) for role, example in ROLE_EXAMPLES.items()}
+    return {
+        role: issuer.issue(role=role, agency=person["agency"], unit=person["unit"], name=person["name"])
+        for role, person in ROLE_EXAMPLES.items()
+    }
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
@@ -278,7 +272,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             proxy_headers=False,  # nor does it use that address anywhere: forwarded headers are not read
             timeout_graceful_shutdown=10,
             http=BOUNDED_HTTP,  # request headers bounded in count, size and time (api.protocol)
-            timeout_keep_alive=settings.keep_alive_seconds,
+            timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]  # uvicorn takes seconds as a float too
         )
     finally:
         if embedded:

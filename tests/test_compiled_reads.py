@@ -261,3 +261,33 @@ async def test_a_record_met_at_two_positions_is_disclosed_once_with_all_its_fiel
     [records] = await disclosed(services, request_id)
     subject = [r for r in records if r["type"] == "Subject"]
     assert subject == [{"type": "Subject", "id": world_data["Subject"], "fields": ["familyName", "givenName", "referrals"]}]
+
+
+FILTERED = [
+    ("subjects", "{agency: $AGENCY, legalStatus: CONCERN}", {}),
+    ("subjects", "{agency: $AGENCY, legalStatus: SUSPECTED}", {}),
+    ("subjects", "{agency: $AGENCY, legalStatus: CONVICTED}", {}),
+    ("subjects", "$filter", {"filter": {"agency": "$AGENCY", "legalStatus": "CONVICTED", "institution": "none"}}),
+    ("subjects", "{agency: $AGENCY, reference: \"S-0\", institution: \"\"}", {}),
+    ("referrals", "{agency: $AGENCY, status: [DRAFT, SUBMITTED]}", {}),
+    ("referrals", "{agency: $AGENCY, status: SUBMITTED, reason: RADICALISATION_CONCERN}", {}),
+    ("referrals", "$filter", {"filter": {"agency": "$AGENCY", "status": [], "subjectId": "$Subject"}}),
+]
+
+
+@pytest.mark.parametrize("role", ["caseworker", "analyst"])
+async def test_every_filter_field_is_compiled_and_answers_as_the_resolvers(world, services, world_data, role):
+    # given each filter field, by literal and by variable (its checks come from its GraphQL type)
+    for root, filter_, variables in FILTERED:
+        kind = "SubjectFilter" if root == "subjects" else "ReferralFilter"
+        declared = f"($filter: {kind})" if filter_ == "$filter" else ""
+        query = f"query Q{declared} {{ {root}(first: 20, filter: {filter_}) {{ edges {{ node {{ id }} }} }} }}"
+        if variables:
+            filter_values = {k: world_data[v[1:]] if isinstance(v, str) and v.startswith("$") else v
+                             for k, v in variables["filter"].items()}
+            variables = {"filter": filter_values}
+        query, variables = substitute(query, variables, world_data)
+        reference, compiled, was_compiled = await both_paths(world, services, role, query, variables)
+        # then the compiled statement answers as the resolvers do, and did run
+        assert compiled == reference, query
+        assert was_compiled, query

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import national_number
 from helpers import actor, codes, create_subject
-from registry.db.budget import RateLimiter
+from registry.domain.budget import RateLimiter
 from registry.domain.errors import RateLimited
 
 LOOKUP = "query($n: String!) { lookupSubject(nationalNumber: $n) { outcome contactAgency } }"

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from joserfc import jws, jwt
@@ -34,6 +34,9 @@ from joserfc.jwk import ECKey, JWKRegistry, Key
 from joserfc.jws import JWSRegistry
 
 from registry.access.principal import ROLES, Principal
+
+if TYPE_CHECKING:
+    from registry.config import Settings
 
 __all__ = [
     "InvalidToken",
@@ -76,7 +79,7 @@ class IssuerMismatch(KeySourceError):
 # --------------------------------------------------------------------------- claims
 
 
-def _claim(claims: dict, path: str) -> Any:
+def _claim(claims: dict[str, Any], path: str) -> Any:
     """Look a claim up by name, else by dotted path (`realm_access.roles`).
 
     The literal name wins so namespaced claims containing dots (`https://x.org/roles`)
@@ -92,7 +95,7 @@ def _claim(claims: dict, path: str) -> Any:
     return value
 
 
-def _set_claim(claims: dict, path: str, value: Any) -> None:
+def _set_claim(claims: dict[str, Any], path: str, value: Any) -> None:
     """Place a claim at a dotted path, so development tokens match the configured mapping."""
     parts = path.split(".")
     target = claims
@@ -117,7 +120,7 @@ def _roles(value: Any) -> frozenset[str]:
     return frozenset(r for r in items if isinstance(r, str) and r in _KNOWN_ROLES)
 
 
-def map_claims(claims: dict, settings) -> Principal:
+def map_claims(claims: dict[str, Any], settings: Settings) -> Principal:
     """Map verified claims to a Principal using the configured claim names.
 
     Users and service clients (client-credentials tokens) map the same way; a service
@@ -315,7 +318,7 @@ class DevelopmentIssuer:
     is why it refuses to exist in production.
     """
 
-    def __init__(self, settings):
+    def __init__(self, settings: Settings) -> None:
         if settings.production:
             raise RuntimeError(
                 "The development token issuer cannot run with REGISTRY_ENV=production: "
@@ -432,11 +435,11 @@ class DevelopmentIssuer:
         header = {"alg": _DEV_ALG, "kid": self.kid}
         return jwt.encode(header, claims, self._private_key, algorithms=[_DEV_ALG])
 
-    def jwks(self) -> dict:
+    def jwks(self) -> dict[str, Any]:
         """The public key set (never the private part)."""
         return {"keys": [dict(k) for k in self._jwks["keys"]]}
 
-    def discovery(self) -> dict:
+    def discovery(self) -> dict[str, Any]:
         """A minimal OpenID configuration so standard clients can find the keys."""
         return {
             "issuer": self.issuer,
@@ -494,7 +497,7 @@ class _Verified:
 class TokenVerifier:
     """Verifies bearer tokens on every request; everything expensive is prepared once."""
 
-    def __init__(self, settings, *, key_source: KeySource):
+    def __init__(self, settings: Settings, *, key_source: KeySource) -> None:
         if settings.production and isinstance(key_source, DevelopmentIssuer):
             raise RuntimeError("The development token issuer cannot be used with REGISTRY_ENV=production.")
         self._settings = settings
@@ -604,7 +607,7 @@ class TokenVerifier:
             return False
 
 
-async def build_verifier(settings, http_client: httpx.AsyncClient) -> tuple[TokenVerifier, DevelopmentIssuer | None]:
+async def build_verifier(settings: Settings, http_client: httpx.AsyncClient) -> tuple[TokenVerifier, DevelopmentIssuer | None]:
     """Pick the key source from configuration: the OIDC provider, or the development issuer."""
     if settings.oidc_issuer is None:
         if settings.production:

@@ -224,8 +224,8 @@ class Policy:
             for field in fields:
                 if not everyone.may_read(type_name, field):
                     raise PolicyError(f"{src}: no rule for {type_name}.{field}: grant it to a role (deny by default)")
-        for type_name, fields in sorted(shape.inputs.items()):
-            for field in sorted(fields):
+        for type_name, input_fields in sorted(shape.inputs.items()):
+            for field in sorted(input_fields):
                 if not everyone.may_write(type_name, field):
                     raise PolicyError(f"{src}: no rule for input {type_name}.{field}: grant it to a role")
         self._check_nullable(shape)

@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass
 
 from registry.access.grants import Grants
-from registry.domain.errors import PurposeRequired
 
 PURPOSES = (
     "CASE_SUPERVISION",
@@ -31,6 +30,16 @@ MIN_JUSTIFICATION_WORDS = 5
 MIN_JUSTIFICATION_CHARS = 25
 MAX_JUSTIFICATION_CHARS = 2000
 _WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+class PurposeRefused(Exception):
+    """A refused purpose; the API answers it as PURPOSE_REQUIRED (domain.errors.PurposeRequired).
+    Access sits below the domain layer, so it does not raise the domain's error classes."""
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
 
 
 @dataclass(frozen=True)
@@ -59,12 +68,12 @@ def check(grants: Grants, declared: Declared) -> uuid.UUID | None:
         return None
     purpose = (declared.purpose or "").strip()
     if not purpose:
-        raise PurposeRequired(
+        raise PurposeRefused(
             "declare why you read this data in the Registry-Purpose header",
             allowed=sorted(grants.purposes),
         )
     if purpose not in grants.purposes:
-        raise PurposeRequired(
+        raise PurposeRefused(
             f"purpose {purpose[:40]!r} is not allowed for your role", allowed=sorted(grants.purposes)
         )
     if purpose != BREAK_GLASS:
@@ -79,13 +88,13 @@ def _break_glass_subject(declared: Declared, fields: frozenset[str]) -> uuid.UUI
         or len(_WORD.findall(text)) < MIN_JUSTIFICATION_WORDS
         or len(text) > MAX_JUSTIFICATION_CHARS
     ):
-        raise PurposeRequired(
+        raise PurposeRefused(
             "BREAK_GLASS needs a Registry-Justification of at least one sentence saying why"
         )
     if declared.root_type != "Query" or fields != {BREAK_GLASS_FIELD} or len(declared.subject_ids) != 1:
-        raise PurposeRequired("BREAK_GLASS covers reading one subject by id: query subject(id:) only")
+        raise PurposeRefused("BREAK_GLASS covers reading one subject by id: query subject(id:) only")
     (raw,) = declared.subject_ids
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise PurposeRequired("BREAK_GLASS covers reading one subject by id: the id is not a UUID") from None
+        raise PurposeRefused("BREAK_GLASS covers reading one subject by id: the id is not a UUID") from None

@@ -8,7 +8,7 @@ the policy gives no scope sees nothing. Principal values are bind parameters.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, true
 from sqlalchemy.orm import aliased
@@ -25,26 +25,26 @@ def _any(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
     return or_(*conditions) if conditions else false()
 
 
-def _referred(subject) -> ColumnElement[bool]:
+def _referred(subject: Any) -> ColumnElement[bool]:
     submitted = aliased(Referral)  # an alias: never correlates with an outer referral query
     return exists().where(submitted.subject_id == subject.id, submitted.status != "DRAFT")
 
 
-def _agency_records(kind, record, p: Principal) -> ColumnElement[bool]:
+def _agency_records(kind: type, record: Any, p: Principal) -> ColumnElement[bool]:
     """An agency sees its own and SHARED notes, and only published assessments."""
     if kind is FollowUpNote:
         return or_(record.visibility == "SHARED", record.agency_code == p.agency)
     if kind is ThreatAssessment:
-        return record.status.in_(PUBLISHED_ASSESSMENT)
+        return cast(ColumnElement[bool], record.status.in_(PUBLISHED_ASSESSMENT))
     return true()
 
 
-def _analyst_records(kind, record, p: Principal) -> ColumnElement[bool]:
+def _analyst_records(kind: type, record: Any, p: Principal) -> ColumnElement[bool]:
     """Threat analysts see SHARED notes only and no DRAFT referral."""
     if kind is FollowUpNote:
-        return record.visibility == "SHARED"
+        return cast(ColumnElement[bool], record.visibility == "SHARED")
     if kind is Referral:
-        return record.status != "DRAFT"
+        return cast(ColumnElement[bool], record.status != "DRAFT")
     return true()
 
 

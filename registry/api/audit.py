@@ -63,7 +63,7 @@ class AuditEvent:
             break_glass=row.break_glass,
             subject_ids=list(row.subject_ids),
             records=[DisclosedRecord(type=r["type"], id=r["id"], fields=r.get("fields", [])) for r in row.records],
-            detail=row.detail,
+            detail=row.detail,  # type: ignore[arg-type]  # JSON is a scalar over any JSON value
             known_reviewed=reviewed,
         )
 

@@ -3,7 +3,7 @@
 A query document is first run by the resolvers (the reference semantics). If it passed
 validation and the limits, it is compiled for the caller's role set: fields the roles may
 not read become nulls whose FORBIDDEN errors are known in advance, row scopes become SQL
-predicates, and PostgreSQL builds the response JSON (db.json_query). The plan is cached per
+predicates, and PostgreSQL builds the response JSON (api.json_query). The plan is cached per
 (document, operation, role set) in a bounded cache; later requests run it directly.
 
 Anything the compiler does not cover — mutations, `me`, history, audit events, lookups,
@@ -18,7 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any, Callable, Sequence, cast
 
 import orjson
 from graphql import (
@@ -26,7 +26,10 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLEnumType,
     GraphQLError,
+    GraphQLInputObjectType,
+    GraphQLInputType,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
@@ -37,15 +40,19 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
     get_named_type,
+    get_nullable_type,
+    is_list_type,
     parse,
 )
 from graphql.utilities import get_operation_ast, value_from_ast_untyped
 
 from registry.access import purpose
+from registry.api import json_query as jq
+from registry.api.context import Context
 from registry.api.field_guard import DISCLOSED_TYPES, refusal
 from registry.api.limits import QueryLimits, cost_errors
 from registry.api.purpose_guard import declared
-from registry.db import json_query as jq
+from registry.api.strawberry_internals import definition_of
 from registry.db.failures import log_failure
 from registry.domain import search
 from registry.domain.errors import RegistryError
@@ -56,12 +63,22 @@ log = logging.getLogger(__name__)
 CACHE_SIZE = 512
 ROOTS = {"subject": "Subject", "referral": "Referral", "subjects": "Subject", "referrals": "Referral",
          "searchSubjects": "Subject"}
-FILTERS = {
-    "Subject": ("SubjectFilter", {"reference": "reference", "institution": "institution",
-                                  "legalStatus": "legal_status", "agency": "agency"}),
-    "Referral": ("ReferralFilter", {"status": "status", "reason": "reason",
-                                    "subjectId": "subject_id", "agency": "agency"}),
+# The filter input of each compiled list; its fields are read from the schema (filter_fields).
+FILTERS = {"Subject": "SubjectFilter", "Referral": "ReferralFilter"}
+
+
+# Readable fields the compiler leaves to the resolvers on purpose: a query selecting one runs
+# there. Every other field of a record type reached from ROOTS must compile (a test walks the
+# schema), or queries would fall back silently.
+NOT_COMPILED = {
+    "Subject.history": "versions are snapshots in record_version, shaped per record type: a rare, audit-like read",
+    "Referral.history": "as Subject.history",
+    "ThreatAssessment.history": "as Subject.history",
 }
+# The connection shape compiled (api.json_query builds edges and pageInfo; nothing else).
+CONNECTION_FIELDS = frozenset({"edges", "pageInfo"})
+EDGE_FIELDS = frozenset({"cursor", "node"})
+PAGE_INFO_FIELDS = frozenset({"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"})
 
 
 class Fallback(Exception):
@@ -117,11 +134,11 @@ class Compiler:
         self.one_statement_runs = 0  # of which the statement wrote the audit event itself
 
     @staticmethod
-    def _key(query: str, operation_name: str | None, ctx: Any) -> tuple:
+    def _key(query: str, operation_name: str | None, ctx: Context) -> tuple:
         p = ctx.principal
         return (query, operation_name, p.roles, p.scopes, p.agency is None, p.unit is None)
 
-    def learn(self, query: str, operation_name: str | None, ctx: Any) -> None:
+    def learn(self, query: str, operation_name: str | None, ctx: Context) -> None:
         """Compile a document the resolvers just ran without validation or limit errors."""
         key = self._key(query, operation_name, ctx)
         if not self.enabled or key in self._plans or ctx.break_glass:
@@ -137,7 +154,7 @@ class Compiler:
         if len(self._plans) > CACHE_SIZE:
             self._plans.popitem(last=False)
 
-    def bind(self, query: str, operation_name: str | None, ctx: Any, variables: dict) -> "Bound | None":
+    def bind(self, query: str, operation_name: str | None, ctx: Context, variables: dict) -> "Bound | None":
         """The compiled plan of this request with its parameters, or None: use the resolvers.
         Nothing is read here: purpose and arguments are checked first."""
         if not self.enabled:
@@ -154,7 +171,7 @@ class Compiler:
             params = _parameters(plan, variables)
             if plan.sized_by_variables and cost_errors(self.schema, plan.document, operation_name, variables, self.limits):
                 raise Fallback  # past the cost limit with these page sizes: the resolvers refuse it
-        except (Fallback, RegistryError):
+        except (Fallback, RegistryError, purpose.PurposeRefused):
             return None  # the resolvers refuse it with the right error
         one_statement = not plan.refuses and plan.search is None and (
             jq.expected_records(plan.roots, params, self.limits.list_estimate) <= jq.ONE_STATEMENT_RECORDS
@@ -169,7 +186,7 @@ class Bound:
     params: dict[str, Any]
     one_statement: bool  # the statement writes the audit event itself: it is the whole transaction
 
-    async def run(self, ctx: Any, connection: Any) -> tuple[Any, list[GraphQLError]]:
+    async def run(self, ctx: Context, connection: Any) -> tuple[Any, list[GraphQLError]]:
         """Data and errors. In one statement, or in the caller's transaction noting what was
         disclosed in ctx.disclosure. Without refusals the response JSON from PostgreSQL is passed
         on as it is; with refusals it is read to find where each FORBIDDEN error belongs."""
@@ -203,14 +220,14 @@ class Bound:
 # ----------------------------------------------------------------------------- planning
 
 
-def _compile(schema: GraphQLSchema, query: str, operation_name: str | None, ctx: Any) -> Plan:
+def _compile(schema: GraphQLSchema, query: str, operation_name: str | None, ctx: Context) -> Plan:
     document = parse(query)
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation != OperationType.QUERY:
         raise jq.Unsupported("not a query")
     planner = _Planner(schema, document, operation, ctx.grants)
     roots: list[jq.Root] = []
-    for key, node in planner.fields(operation.selection_set, schema.query_type):
+    for key, node in planner.fields(operation.selection_set, planner.query_type):
         roots.append(planner.root(key, node))
     prepared = jq.prepare(roots, ctx.principal)
     if planner.search is not None and (len(roots) != 1 or not prepared.positions):
@@ -234,6 +251,7 @@ class _Planner:
         self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode, grants: Any
     ) -> None:
         self.schema = schema
+        self.query_type = cast(GraphQLObjectType, schema.query_type)  # a registry schema has one
         self.grants = grants
         self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         self.infos: dict[str, Any] = {}
@@ -245,13 +263,17 @@ class _Planner:
             d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
         }
 
-    def fields(self, selection_set: SelectionSetNode, parent: GraphQLObjectType) -> list[tuple[str, FieldNode]]:
+    def fields(self, selection_set: SelectionSetNode | None, parent: GraphQLObjectType) -> list[tuple[str, FieldNode]]:
         """Response key -> field, through fragments, as graphql-core collects them."""
         out: dict[str, FieldNode] = {}
         self._collect(selection_set, parent, out, set())
         return list(out.items())
 
-    def _collect(self, selection_set: SelectionSetNode, parent: GraphQLObjectType, out: dict, seen: set) -> None:
+    def _collect(
+        self, selection_set: SelectionSetNode | None, parent: GraphQLObjectType, out: dict[str, FieldNode], seen: set[str]
+    ) -> None:
+        if selection_set is None:  # an object field without selection: validation refused it already
+            raise jq.Unsupported("no selection")
         for selection in selection_set.selections:
             if selection.directives:
                 raise jq.Unsupported("directives")
@@ -281,7 +303,7 @@ class _Planner:
             self.root_refusals.append((key, f"Query.{name}", node))
             return jq.Root(key, name, constant=jq.Constant(key, None))
         kind = ROOTS[name]
-        field_def = self.schema.query_type.fields[name]
+        field_def = self.query_type.fields[name]
         object_type = get_named_type(field_def.type)
         args = {a.name.value: a.value for a in node.arguments or ()}
         if name in ("subject", "referral"):
@@ -323,7 +345,7 @@ class _Planner:
 
     def cursor_params(self, kind: str, raw: Callable[[dict], Any]) -> None:
         """The decoded parts of an `after` cursor, as the domain's pagination decodes them."""
-        def parts(variables: dict, count: int) -> list[str] | None:
+        def parts(variables: dict[str, Any], count: int) -> Sequence[str | None] | None:
             cursor = raw(variables)
             return None if cursor is None else decode_cursor(cursor, count)
 
@@ -366,7 +388,9 @@ class _Planner:
 
     def filters(self, key: str, kind: str, value: Any) -> dict[str, str]:
         """Filter field -> parameter; each request's values are checked against the write rules."""
-        input_type, names = FILTERS[kind]
+        input_type = FILTERS[kind]
+        names = filter_fields(self.schema, input_type)
+        input_fields = cast(GraphQLInputObjectType, self.schema.type_map[input_type]).fields
         if value is None or isinstance(value, NullValueNode):
             given: Callable[[dict], Any] = lambda variables: {}  # noqa: E731
         elif isinstance(value, VariableNode):
@@ -390,12 +414,16 @@ class _Planner:
         out: dict[str, str] = {}
         for graphql_name, column in names.items():
             parameter = jq.Param.named("filter", key, column)
-            convert = FILTER_VALUES[graphql_name]
-            self.params[parameter] = lambda v, n=graphql_name, c=convert: c(checked(v).get(n))
+            convert = filter_value(input_fields[graphql_name].type)
+
+            def given_value(v: dict[str, Any], n: str = graphql_name, c: Callable[[Any], Any] = convert) -> Any:
+                return c(checked(v).get(n))
+
+            self.params[parameter] = given_value
             out[column] = parameter
         return out
 
-    def connection(self, selection_set: SelectionSetNode, connection_type: GraphQLObjectType) -> tuple[list, dict]:
+    def connection(self, selection_set: SelectionSetNode | None, connection_type: GraphQLObjectType) -> tuple[list, dict]:
         outputs: list[Any] = []
         infos: dict[str, Any] = {}
         for key, node in self.fields(selection_set, connection_type):
@@ -440,7 +468,7 @@ class _Planner:
         if field_name != "__typename" and not self.grants.may_read(type_name, field_name):
             raise jq.Unsupported(f"{type_name}.{field_name} refused")
 
-    def record(self, selection_set: SelectionSetNode, object_type: GraphQLObjectType) -> tuple[NodeInfo, jq.Record]:
+    def record(self, selection_set: SelectionSetNode | None, object_type: GraphQLObjectType) -> tuple[NodeInfo, jq.Record]:
         kind = object_type.name
         if kind not in DISCLOSED_TYPES:
             raise jq.Unsupported(kind)
@@ -469,6 +497,18 @@ class _Planner:
             else:
                 record.outputs.append(jq.Scalar(key, name))
         return info, record
+
+
+def filter_fields(schema: GraphQLSchema, input_type: str) -> dict[str, str]:
+    """GraphQL name -> Python name of each field of a filter input, as declared (api.queries);
+    the Python name is the filter's key in api.json_query (FILTER_COLUMNS)."""
+    names = {}
+    for name, field in cast(GraphQLInputObjectType, schema.type_map[input_type]).fields.items():
+        definition = definition_of(field)
+        if definition is None:
+            raise jq.Unsupported(f"{input_type}.{name}")
+        names[name] = definition.python_name
+    return names
 
 
 def _parameters(plan: Plan, variables: dict) -> dict[str, Any]:
@@ -538,18 +578,19 @@ def _enums(*allowed: str) -> Callable[[Any], Any]:
     return convert
 
 
-FILTER_VALUES: dict[str, Callable[[Any], Any]] = {
-    # The domain ignores empty text filters and empty status lists; so does the statement.
-    "reference": _optional(lambda v: _text(v) or None),
-    "institution": _optional(lambda v: _text(v) or None),
-    "agency": _optional(lambda v: _text(v) or None),
-    "legalStatus": _optional(_enums("CONCERN", "SUSPECTED", "CONVICTED")),
-    "status": _optional(
-        lambda v: _enums("DRAFT", "SUBMITTED", "ACKNOWLEDGED", "CLOSED")(v if isinstance(v, list) else [v]) or None
-    ),
-    "reason": _optional(_enums("TERRORISM_SUSPECTED", "TERRORISM_CONVICTED", "RADICALISATION_CONCERN")),
-    "subjectId": _optional(_uuid),
-}
+def filter_value(field_type: GraphQLInputType) -> Callable[[Any], Any]:
+    """How a filter field's value is checked, from its GraphQL type: enums against their values,
+    IDs as UUIDs, text as text. The domain ignores empty text filters and empty lists; so does
+    the statement."""
+    named = get_named_type(field_type)
+    if isinstance(named, GraphQLEnumType):
+        allowed = _enums(*named.values)
+        if is_list_type(get_nullable_type(field_type)):
+            return _optional(lambda v: allowed(v if isinstance(v, list) else [v]) or None)
+        return _optional(allowed)
+    if named.name == "UUID":
+        return _optional(_uuid)
+    return _optional(lambda v: _text(v) or None)
 
 
 def _refused(type_field: str, node: FieldNode, path: list) -> GraphQLError:

@@ -7,19 +7,17 @@ import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.access.grants import Grants
 from registry.access.policy import Policy
 from registry.access.principal import Principal
+from registry.api.loaders import Loaders
 from registry.audit.trail import Actor, Change, Disclosure
-from registry.db.budget import RateLimiter
+from registry.domain.budget import RateLimiter
 from registry.domain.errors import DuplicateNationalNumber
-
-if TYPE_CHECKING:
-    from registry.api.loaders import Loaders
 
 
 @dataclass
@@ -56,33 +54,39 @@ class Context:
         self.grants = self.policy.grants_for(self.principal)
 
     @cached_property
-    def loaders(self) -> "Loaders":
+    def loaders(self) -> Loaders:
         """Made on first use: a compiled read has none, and so leaves no reference cycle for the
         garbage collector to find (its full collections stalled every request)."""
-        from registry.api.loaders import Loaders
-
         return Loaders(self)
+
+    @property
+    def orm(self) -> AsyncSession:
+        """The request's ORM session; a compiled read, which has none, never asks for it."""
+        if self.session is None:
+            raise RuntimeError("this request has no ORM session")
+        return self.session
 
     @asynccontextmanager
     async def db(self) -> AsyncIterator[AsyncSession]:
         """The request's session, for one read or one change at a time."""
         async with self.lock:
-            yield self.session
+            yield self.orm
 
     @asynccontextmanager
     async def change(self, action: str) -> AsyncIterator[Change]:
         """One mutation: a savepoint, so a refused change leaves nothing behind; a change that
         succeeded is kept for the audit trail (the resolver must say which record changed)."""
-        change = Change(action, self.session)
+        change = Change(action, self.orm)
         async with self.lock:
             try:
-                async with self.session.begin_nested():
+                async with self.orm.begin_nested():
                     yield change
             except DuplicateNationalNumber as duplicate:
                 # The refusal says a file exists: audited, and paid for like a hit/no-hit lookup
                 # (once the budget is spent, RATE_LIMITED replaces the CONFLICT).
                 self.duplicates_refused.append(duplicate.existing_id)
-                await self.lookups.take(self.principal.id)
+                if self.lookups is not None:
+                    await self.lookups.take(self.principal.id)
                 raise
         if change.record is None:
             raise RuntimeError(f"mutation {action} did not report the record it changed")

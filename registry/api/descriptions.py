@@ -13,9 +13,8 @@ import datetime
 import uuid
 
 from graphql import GraphQLObjectType
-from strawberry.schema.schema_converter import GraphQLCoreConverter
-from strawberry.schema.types.base_scalars import DateTimeDefinition, UUIDDefinition
 
+from registry.api.strawberry_internals import DateTimeDefinition, ScalarDefinition, UUIDDefinition, definition_of
 from registry.domain.pages import timestamp_text
 
 UUID = dataclasses.replace(UUIDDefinition, description="A UUID in its canonical text form, e.g. 1b4e28ba-2fa1-11d2-883f-0016d3cca427.")
@@ -25,7 +24,7 @@ DATETIME = dataclasses.replace(
     description="Date and time in ISO 8601, in UTC, e.g. 2026-05-17T09:30:00.25+00:00.",
     serialize=timestamp_text,
 )
-SCALARS = {uuid.UUID: UUID, datetime.datetime: DATETIME}
+SCALARS: dict[object, ScalarDefinition] = {uuid.UUID: UUID, datetime.datetime: DATETIME}
 
 
 CONVENTIONS = {
@@ -50,7 +49,7 @@ def describe_arguments(graphql_schema) -> None:
         if name.startswith("__") or not isinstance(type_, GraphQLObjectType):
             continue
         for field in type_.fields.values():
-            definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            definition = definition_of(field)
             for argument in getattr(definition, "arguments", None) or ():
                 graphql_name = argument.graphql_name or _camel(argument.python_name)
                 if not argument.description and graphql_name in known:

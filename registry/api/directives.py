@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLInputObjectType, GraphQLObjectType
-from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.schema_directive import Location
 
 from registry.access.policy import Policy
 from registry.access.principal import ROLES
+from registry.api.strawberry_internals import definition_of
 
 
 @strawberry.schema_directive(
@@ -35,7 +35,7 @@ def mark_allowed_roles(graphql_schema, policy: Policy) -> None:
             continue
         allowed = policy.writers if isinstance(type_, GraphQLInputObjectType) else policy.readers
         for field_name, field in type_.fields.items():
-            definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            definition = definition_of(field)
             if definition is None:
                 continue
             roles = allowed(name, field_name)

@@ -27,12 +27,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import Response
 
 from registry.access.identity import InvalidToken
+from registry.access.principal import Principal
 from registry.access.purpose import PURPOSES
 from registry.api.admission import Overloaded
+from registry.api.compiler import Bound
 from registry.api.context import Context
 from registry.api.documents import Refused
 from registry.api.errors import deduplicate, error, format_error
 from registry.api.operation_name import executed_operation
+from registry.api.services import RequestServices
 from registry.audit import trail
 from registry.db.failures import DatabaseUnavailable, log_failure, unreachable
 from registry.domain import outbox
@@ -85,7 +88,7 @@ class GraphQLRoute:
             await self.app(scope, receive, send)
             return
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-        services = scope["app"].state.services
+        services: RequestServices = scope["app"].state.services
         if scope["method"] == "GET" and "text/html" in headers.get("accept", "") and services.limits.introspection:
             await _send(send, 200, GRAPHIQL_PAGE, b"text/html; charset=utf-8")  # where introspection is on
             return
@@ -125,7 +128,7 @@ def _logged(note: dict, operation: Any, answer: dict) -> dict:
     return answer
 
 
-async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: Any, rid: str) -> bytes:
+async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: RequestServices, rid: str) -> bytes:
     if scope["method"] != "POST":
         raise Answer(405, "send GraphQL operations with POST", "BAD_USER_INPUT", {"Allow": "POST"})
     principal = await _authenticate(headers.get("authorization", ""), services)
@@ -148,7 +151,9 @@ async def _answer(scope: dict, receive: Any, headers: dict[str, str], services: 
         raise unavailable("UNAVAILABLE", str(exc), rid, settings.retry_after_seconds) from None
 
 
-async def _operations(body: Any, headers: dict[str, str], services: Any, principal: Any, rid: str, note: dict) -> bytes:
+async def _operations(
+    body: Any, headers: dict[str, str], services: RequestServices, principal: Principal, rid: str, note: dict
+) -> bytes:
     limits = services.limits
     if isinstance(body, list):
         if not body:
@@ -162,7 +167,7 @@ async def _operations(body: Any, headers: dict[str, str], services: Any, princip
     return orjson.dumps(_logged(note, body, await _execute(headers, services, principal, body, rid, note)))
 
 
-async def _authenticate(header: str, services: Any):
+async def _authenticate(header: str, services: RequestServices) -> Principal:
     """The token's principal: verified against the issuer's keys, no database involved."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -177,7 +182,7 @@ async def _authenticate(header: str, services: Any):
         ) from None
 
 
-async def bind_agency(principal: Any, services: Any, rid: str) -> None:
+async def bind_agency(principal: Principal, services: RequestServices, rid: str) -> None:
     """Refuse a genuine token whose roles its agency may not hold (401, audited). The agencies'
     kinds are cached; reading them, or auditing a refusal, is bounded like any database work."""
     binding, health = services.binding, services.health
@@ -198,7 +203,7 @@ async def bind_agency(principal: Any, services: Any, rid: str) -> None:
     raise Answer(401, f"token refused: {refusal}", "UNAUTHENTICATED", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-async def _record_refusal(services: Any, principal: Any, rid: str, refusal: str) -> None:
+async def _record_refusal(services: RequestServices, principal: Principal, rid: str, refusal: str) -> None:
     """The DPO sees who tried."""
     async with services.sessions.begin() as session:
         detail = {"refusals": [{"code": "UNAUTHENTICATED", "reason": refusal}]}
@@ -236,7 +241,7 @@ async def _read_body(receive: Any, declared: str | None, max_bytes: int, timeout
     return body
 
 
-async def _resolve(services: Any, ctx: Context, query: str, operation_name: str | None, variables: dict) -> tuple:
+async def _resolve(services: RequestServices, ctx: Context, query: str, operation_name: str | None, variables: dict) -> tuple:
     """Data and errors from the resolvers; a read they ran within the limits is then compiled."""
     result = await services.schema.execute(
         query, variable_values=variables, context_value=ctx, operation_name=operation_name
@@ -248,7 +253,7 @@ async def _resolve(services: Any, ctx: Context, query: str, operation_name: str 
 
 
 async def _execute(
-    headers: dict[str, str], services: Any, principal: Any, op: Any, rid: str, note: dict
+    headers: dict[str, str], services: RequestServices, principal: Principal, op: Any, rid: str, note: dict
 ) -> dict[str, Any]:
     """One operation, one transaction: committed only if nothing unexpected happened, and within
     the request deadline (DatabaseUnavailable past it, or as soon as the database is found down)."""
@@ -312,7 +317,7 @@ def _lost(errors: list) -> bool:
     return any(err.original_error is not None and unreachable(err.original_error) for err in errors)
 
 
-async def _run_compiled(services: Any, ctx: Context, compiled: Any, *, fresh: bool = False) -> dict[str, Any]:
+async def _run_compiled(services: RequestServices, ctx: Context, compiled: Bound, *, fresh: bool = False) -> dict[str, Any]:
     """One statement (and the audit insert), on a plain driver connection."""
     async with services.reads.acquire(fresh=fresh) as connection:
         transaction = _OneStatement() if compiled.one_statement else connection.transaction()
@@ -328,7 +333,7 @@ async def _run_compiled(services: Any, ctx: Context, compiled: Any, *, fresh: bo
         return await _finish(ctx, connection, transaction, data, errors)
 
 
-async def _run_resolvers(services: Any, ctx: Context, query: str, operation_name: str | None,
+async def _run_resolvers(services: RequestServices, ctx: Context, query: str, operation_name: str | None,
                          variables: dict) -> dict[str, Any]:
     """Through the resolvers, on an ORM session. A session whose database failed or did not
     answer in time is discarded in the background: closing it could wait on that database."""

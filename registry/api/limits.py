@@ -5,16 +5,17 @@ limits (tokens, depth, aliases, page size, cost) is refused with QUERY_TOO_COMPL
 execution: no resolver runs, no SQL is sent. The checks run cheapest first, and every walk
 over the document visits each fragment once, so a fragment cycle or a "fragment bomb" cannot
 make the check itself expensive. (The budget of hit/no-hit lookups, shared by
-every worker and instance, is registry.db.budget's.)
+every worker and instance, is registry.domain.budget's.)
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -26,7 +27,6 @@ from graphql import (
     IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationRule,
     VariableNode,
     get_named_type,
     get_nullable_type,
@@ -39,14 +39,15 @@ from graphql import (
 )
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from graphql.utilities import get_operation_ast
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
-from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
-if TYPE_CHECKING:
-    from registry.config import Settings
+from registry.api.strawberry_internals import VALIDATION_RULES, graphql_schema
+from registry.config import Settings
 
+# The limits' defaults are the settings' own (declared once, in Settings); the environment is not read.
+_DEFAULTS = Settings.model_construct()
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 # Where introspection is on (development), GraphiQL's introspection query must pass: it nests
 # `ofType` about ten levels deep and its lists multiply to some 16,000. It has its own budget.
@@ -58,18 +59,18 @@ INTROSPECTION_COST = 50_000
 class QueryLimits:
     """The bounds of one request (REGISTRY_MAX_* settings); see the README's "Limits"."""
 
-    max_depth: int = 12
-    max_aliases: int = 30
-    max_tokens: int = 2000
-    max_page_size: int = 100
-    max_cost: int = 10_000
-    max_batch: int = 10
-    max_body_bytes: int = 256 * 1024
+    max_depth: int = _DEFAULTS.max_depth
+    max_aliases: int = _DEFAULTS.max_aliases
+    max_tokens: int = _DEFAULTS.max_tokens
+    max_page_size: int = _DEFAULTS.max_page_size
+    max_cost: int = _DEFAULTS.max_cost
+    max_batch: int = _DEFAULTS.max_batch
+    max_body_bytes: int = _DEFAULTS.max_body_bytes
     list_estimate: int = 10  # items assumed for a list without `first` (Subject.referrals, history, ...)
-    introspection: bool = True
+    introspection: bool = _DEFAULTS.introspection_allowed
 
     @classmethod
-    def from_settings(cls, settings: "Settings") -> "QueryLimits":
+    def from_settings(cls, settings: Settings) -> "QueryLimits":
         return cls(
             max_depth=settings.max_depth,
             max_aliases=settings.max_aliases,
@@ -140,7 +141,7 @@ class QueryLimiter(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         ec = self.execution_context
         if ec.pre_execution_errors is None and ec.graphql_document is not None:
-            schema, document = ec.schema._schema, ec.graphql_document
+            schema, document = graphql_schema(ec.schema), ec.graphql_document
             errors = [] if self.known else static_errors(schema, document, self.limits, ec.validation_rules)
             if not errors:
                 if not self.known and ec.query:
@@ -177,21 +178,21 @@ def check(
     operation_name: str | None,
     variables: dict[str, Any],
     limits: QueryLimits,
-    rules: tuple[type[ValidationRule], ...] | None = None,
+    rules: tuple[type[ASTValidationRule], ...] | None = None,
 ) -> list[GraphQLError]:
     """Every reason not to execute `document`, cheapest checks first; empty when it may run."""
     return static_errors(schema, document, limits, rules) or cost_errors(schema, document, operation_name, variables, limits)
 
 
 def static_errors(
-    schema: Any, document: DocumentNode, limits: QueryLimits, rules: tuple[type[ValidationRule], ...] | None = None
+    schema: Any, document: DocumentNode, limits: QueryLimits, rules: tuple[type[ASTValidationRule], ...] | None = None
 ) -> list[GraphQLError]:
     """Depth and aliases, then GraphQL validation: what depends on the text alone."""
     try:
         errors = _Shape(document).errors(limits)
         if errors:
             return errors
-        rules = (*(rules or specified_rules), MaybeNullValidationRule, OneOfInputValidationRule)
+        rules = (*(rules or specified_rules), *VALIDATION_RULES)
         if not limits.introspection:
             rules = (*rules, NoIntrospection)
         errors = validate(schema, document, rules, hide_suggestions=True)
@@ -214,19 +215,20 @@ def cost_errors(
         return [too_complex("the document is nested too deeply", limit="depth", max=limits.max_depth)]
 
 
-class NoIntrospection(ValidationRule):
-    """Introspection off (production): the schema is published as graphql/schema.graphql instead."""
+class NoIntrospection(NoSchemaIntrospectionCustomRule):
+    """Introspection off (production): the schema is published as graphql/schema.graphql instead.
+
+    graphql-core's rule decides; this one reports its first refusal only, with the stable code."""
 
     reported = False
 
-    def enter_field(self, node: FieldNode, *_args: Any) -> None:
-        type_ = get_named_type(self.context.get_type())
-        if type_ is not None and is_introspection_type(type_) and not self.reported:
+    def report_error(self, error: GraphQLError) -> None:
+        if not self.reported:
             self.reported = True
-            self.report_error(
+            super().report_error(
                 GraphQLError(
                     "introspection is disabled; the schema is published as graphql/schema.graphql",
-                    node,
+                    error.nodes,
                     extensions={"code": "FORBIDDEN"},
                 )
             )
@@ -394,8 +396,8 @@ class _Cost:
                 variable = value.name.value
                 if variable in self.variables:
                     raw = self.variables[variable]
-                elif isinstance(self.defaults.get(variable), IntValueNode):
-                    raw = int(self.defaults[variable].value)
+                elif isinstance(default := self.defaults.get(variable), IntValueNode):
+                    raw = int(default.value)
             elif isinstance(value, IntValueNode):
                 raw = int(value.value)
         if raw is None:

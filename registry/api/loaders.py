@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Awaitable, Callable, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
+from registry.access.principal import Principal
 from registry.db.tables import FollowUpNote, ThreatAssessment
 from registry.domain import assessments, notes, referrals, subjects, versions
 
-if TYPE_CHECKING:
-    from registry.api.context import Context
+
+class Requester(Protocol):
+    """What a loader needs of the request (api.context.Context): who asks, and its session."""
+
+    @property
+    def principal(self) -> Principal: ...
+
+    def db(self) -> AbstractAsyncContextManager[AsyncSession]: ...
 
 
 class Loaders:
     """Created fresh for every request (a loader caches what the caller may see)."""
 
-    def __init__(self, ctx: "Context") -> None:
+    def __init__(self, ctx: Requester) -> None:
         self._ctx = ctx
         self._loaders: dict[Any, DataLoader] = {}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Iterator
+from typing import Iterator
 
 from graphql import (
     DocumentNode,
@@ -29,6 +29,7 @@ from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
 
 from registry.access import purpose
+from registry.api.context import Context
 from registry.domain.errors import PurposeRequired
 
 log = logging.getLogger("registry.access")
@@ -40,12 +41,14 @@ class PurposeGuard(SchemaExtension):
 
     def on_execute(self) -> Iterator[None]:
         ec = self.execution_context
-        operation = get_operation_ast(ec.graphql_document, ec.operation_name) if ec.graphql_document else None
-        if operation is not None:  # otherwise graphql-core reports the unknown operation itself
+        document = ec.graphql_document
+        operation = get_operation_ast(document, ec.operation_name) if document else None
+        if document is not None and operation is not None:  # otherwise graphql-core reports the unknown operation itself
             ctx = ec.context
             try:
-                subject_id = purpose.check(ctx.grants, declared(ctx, ec.graphql_document, operation, ec.variables or {}))
-            except PurposeRequired as refused:
+                subject_id = purpose.check(ctx.grants, declared(ctx, document, operation, ec.variables or {}))
+            except purpose.PurposeRefused as refusal:
+                refused = PurposeRequired(refusal.message, **refusal.details)
                 ec.result = ExecutionResult(data=None, errors=[GraphQLError(refused.message, original_error=refused)])
             else:
                 if subject_id is not None:
@@ -58,7 +61,7 @@ class PurposeGuard(SchemaExtension):
         yield
 
 
-def declared(ctx: Any, document: DocumentNode, operation: OperationDefinitionNode, variables: dict) -> purpose.Declared:
+def declared(ctx: Context, document: DocumentNode, operation: OperationDefinitionNode, variables: dict) -> purpose.Declared:
     fields = list(root_fields(document, operation.selection_set, set()))
     defaults = {d.variable.name.value: d.default_value for d in operation.variable_definitions or ()}
     return purpose.Declared(

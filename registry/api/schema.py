@@ -22,6 +22,7 @@ from registry.api.limits import QueryLimiter, QueryLimits, ValidDocuments
 from registry.api.mutations import Mutation
 from registry.api.purpose_guard import PurposeGuard
 from registry.api.queries import Query
+from registry.api.strawberry_internals import graphql_schema
 
 
 class RegistrySchema(strawberry.Schema):
@@ -54,7 +55,7 @@ def shape_of(schema: strawberry.Schema) -> SchemaShape:
     """The type and field names the policy must cover (introspection types aside)."""
     outputs: dict[str, dict[str, bool]] = {}
     inputs: dict[str, frozenset[str]] = {}
-    for name, type_ in schema._schema.type_map.items():
+    for name, type_ in graphql_schema(schema).type_map.items():
         if name.startswith("__"):
             continue
         if isinstance(type_, GraphQLObjectType):
@@ -71,8 +72,8 @@ def build_schema(policy: Policy | None = None, limits: QueryLimits | None = None
     limits = limits or QueryLimits()
     probe = _schema(limits)
     policy.check_schema(shape_of(probe))
-    mark_allowed_roles(probe._schema, policy)
-    describe_arguments(probe._schema)
+    mark_allowed_roles(graphql_schema(probe), policy)
+    describe_arguments(graphql_schema(probe))
     schema = _schema(limits)
     schema.policy = policy
     return schema

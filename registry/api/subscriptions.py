@@ -1,7 +1,7 @@
 """Subscriptions: every event is read with the subscriber's own scope and rules, and audited
 before it is sent.
 
-The hub receives every committed outbox event of this process's listener (db.listener) and
+The hub receives every committed outbox event of this process's listener (domain.listener) and
 offers it to each subscription whose types it matches, in a bounded queue. A subscription
 delivers its events one by one, in id order (so in commit order, per subject too): in one
 transaction it reads the record within the subscriber's row scope (outside it, the event is
@@ -35,13 +35,13 @@ from registry.api.events import RegistryEvent, RegistryEventType, decode_cursor
 from registry.api.purpose_guard import root_fields
 from registry.audit import trail
 from registry.db.engine import service_connector
-from registry.db.listener import OutboxListener
+from registry.domain.listener import OutboxListener
 from registry.domain import outbox
 from registry.domain.errors import BadUserInput
 from registry.domain.outbox import Event
 
 if TYPE_CHECKING:
-    from registry.app import Services
+    from registry.api.services import RequestServices as Services
 
 log = logging.getLogger("registry.events")
 

@@ -10,51 +10,23 @@ from typing import Annotated, Any, Optional
 import strawberry
 from strawberry.types import Info
 
-from registry.db import tables
+from registry.db import tables, values
 from registry.domain import versions
 
 
-@strawberry.enum(description="Legal situation of the subject.")
-class LegalStatus(enum.Enum):
-    CONCERN = "CONCERN"
-    SUSPECTED = "SUSPECTED"
-    CONVICTED = "CONVICTED"
-
-
-@strawberry.enum(description="Where a referral is in its workflow.")
-class ReferralStatus(enum.Enum):
-    DRAFT = "DRAFT"
-    SUBMITTED = "SUBMITTED"
-    ACKNOWLEDGED = "ACKNOWLEDGED"
-    CLOSED = "CLOSED"
-
-
-@strawberry.enum(description="Why the agency refers the subject to the threat analysts.")
-class ReferralReason(enum.Enum):
-    TERRORISM_SUSPECTED = "TERRORISM_SUSPECTED"
-    TERRORISM_CONVICTED = "TERRORISM_CONVICTED"
-    RADICALISATION_CONCERN = "RADICALISATION_CONCERN"
-
-
-@strawberry.enum(description="Who may read a follow-up note.")
-class NoteVisibility(enum.Enum):
-    AGENCY_INTERNAL = "AGENCY_INTERNAL"
-    SHARED = "SHARED"
-
-
-@strawberry.enum(description="Where a threat assessment is in its workflow.")
-class AssessmentStatus(enum.Enum):
-    DRAFT = "DRAFT"
-    VALIDATED = "VALIDATED"
-    SUPERSEDED = "SUPERSEDED"
-
-
-@strawberry.enum(description="Assessed threat level, 1 (LOW) to 4 (VERY_SERIOUS).")
-class ThreatLevel(enum.Enum):
-    LOW = 1
-    MEDIUM = 2
-    SERIOUS = 3
-    VERY_SERIOUS = 4
+# The value sets are declared once, in db.values; here they get their GraphQL descriptions.
+LegalStatus = values.LegalStatus
+ReferralStatus = values.ReferralStatus
+ReferralReason = values.ReferralReason
+NoteVisibility = values.NoteVisibility
+AssessmentStatus = values.AssessmentStatus
+ThreatLevel = values.ThreatLevel
+strawberry.enum(LegalStatus, description="Legal situation of the subject.")
+strawberry.enum(ReferralStatus, description="Where a referral is in its workflow.")
+strawberry.enum(ReferralReason, description="Why the agency refers the subject to the threat analysts.")
+strawberry.enum(NoteVisibility, description="Who may read a follow-up note.")
+strawberry.enum(AssessmentStatus, description="Where a threat assessment is in its workflow.")
+strawberry.enum(ThreatLevel, description="Assessed threat level, 1 (LOW) to 4 (VERY_SERIOUS).")
 
 
 NotesFirst = Annotated[int, strawberry.argument(description="How many of the latest notes (at most 100).")]
@@ -162,7 +134,7 @@ class Subject:
 
 @strawberry.type(description="One version of a subject's file.")
 class SubjectRevision:
-    revision: SubjectRevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")
+    revision: SubjectRevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")  # type: ignore[valid-type]  # a type made by _revision_info
     record: Subject = strawberry.field(description="The file as it was in this version.")
 
 
@@ -229,7 +201,7 @@ class Referral:
 
 @strawberry.type(description="One version of a referral.")
 class ReferralRevision:
-    revision: ReferralRevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")
+    revision: ReferralRevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")  # type: ignore[valid-type]  # a type made by _revision_info
     record: Referral = strawberry.field(description="The referral as it was in this version.")
 
 
@@ -324,7 +296,7 @@ class ThreatAssessment:
 
 @strawberry.type(description="One version of a threat assessment.")
 class AssessmentRevision:
-    revision: AssessmentRevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")
+    revision: AssessmentRevisionInfo = strawberry.field(description="Who wrote this version, when, and what changed.")  # type: ignore[valid-type]  # a type made by _revision_info
     record: ThreatAssessment = strawberry.field(description="The assessment as it was in this version.")
 
 

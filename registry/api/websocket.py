@@ -38,7 +38,7 @@ from registry.api.subscriptions import (
 from registry.api.errors import error
 from registry.api.http import Answer, bind_agency
 from registry.db.failures import DatabaseUnavailable
-from registry.domain.errors import PurposeRequired
+
 
 TRY_AGAIN_LATER = 1013  # WebSocket's own close code for a server that cannot serve now
 
@@ -188,7 +188,7 @@ class Connection:
                 grants,
                 purpose.Declared(self.purpose, self.justification, "Subscription", grants.subscriptions, frozenset()),
             )
-        except PurposeRequired as refused:
+        except purpose.PurposeRefused as refused:
             self.terminate(FORBIDDEN, refused.message)
             raise _Closed from None
         self.principal = principal

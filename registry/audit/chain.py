@@ -127,7 +127,7 @@ async def seal(conn: AsyncConnection, batch: int = BATCH, seen: Seen | None = No
     top = rows[-1].seq if len(rows) == batch else max(found | {highest})  # read up to here
     missing = [gap for gap in gaps if gap not in found and gap <= top]
     missing += [n for n in range(highest + 1, top + 1) if n not in found]
-    columns: dict[str, list] = {"position": [], "seq": [], "digest": [], "prev": [], "hash": []}
+    columns: dict[str, list[Any]] = {"position": [], "seq": [], "digest": [], "prev": [], "hash": []}
     for row in rows:
         if row.event is None:
             continue  # sealed already, by another process
@@ -330,9 +330,10 @@ async def _stray(conn: AsyncConnection) -> tuple[int | None, str] | None:
 
 
 async def _unsealed(conn: AsyncConnection) -> int:
-    return await conn.scalar(
+    count = await conn.scalar(
         text("SELECT count(*) FROM audit_event e WHERE NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_seq = e.seq)")
     )
+    return int(count)
 
 
 @dataclass

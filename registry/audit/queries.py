@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Text, exists, func, literal_column, select
+from sqlalchemy import Exists, Text, exists, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -36,7 +37,7 @@ class EventFilter:
     awaiting_review: bool | None = None
 
 
-def _review_of(event_column) -> exists:
+def _review_of(event_column: Any) -> Exists:
     review = aliased(AuditEvent)
     return exists().where(review.action == _IS_REVIEW, review.detail["reviewedEvent"].astext == event_column.cast(Text))
 

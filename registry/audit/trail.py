@@ -83,7 +83,7 @@ class Actor:
     justification: str | None = None
 
 
-async def _execute(target: AsyncSession | asyncpg.Connection, sql: str, args: tuple) -> None:
+async def _execute(target: AsyncSession | asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> None:
     """Run `sql` in the caller's transaction: an ORM session's or a plain driver connection's."""
     if isinstance(target, AsyncSession):
         connection = await target.connection()
@@ -109,7 +109,7 @@ def actor_values(actor: Actor) -> list[Any]:
 
 def consulted_insert(source: str, first: int) -> str:
     """The records.consulted event of a statement that works out itself what it disclosed
-    (db.json_query): one event per row of `source`, a query with the columns `subject_ids` and
+    (api.json_query): one event per row of `source`, a query with the columns `subject_ids` and
     `records`; the actor's values are the parameters from `$first` on (actor_values)."""
     actor = ", ".join(f"${first + i}" for i in range(len(_ACTOR_COLUMNS)))
     return (
@@ -174,7 +174,7 @@ async def record_request(
     for subject_id in lookups:
         hit = subject_id is not None
         await record(
-            session, actor, "lookup.performed", subject_ids=[subject_id] if hit else [], detail={"outcome": "HIT" if hit else "NO_HIT"}
+            session, actor, "lookup.performed", subject_ids=[] if subject_id is None else [subject_id], detail={"outcome": "HIT" if hit else "NO_HIT"}
         )
     for search, found in searches:
         born = search.date_of_birth

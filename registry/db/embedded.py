@@ -124,7 +124,8 @@ class EmbeddedPostgres:
         stop_server(self.pgdata, _run_as())
         self._started_here = False
         if self._reaper is not None:
-            self._reaper.stdin.close()  # its owner is done: it exits without stopping anything more
+            if self._reaper.stdin is not None:  # always a pipe (see start)
+                self._reaper.stdin.close()  # its owner is done: it exits without stopping anything more
             self._reaper.wait(timeout=30)
             self._reaper = None
         if self._lock is not None:

@@ -9,7 +9,7 @@ from typing import AsyncIterator, Awaitable, Callable
 import asyncpg
 import orjson
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from registry.config import Settings
 
@@ -149,5 +149,5 @@ def create_engine(url: str, settings: Settings, *, as_owner: bool = False, pool_
     )
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)

@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from registry.db.values import AssessmentStatus, LegalStatus, NoteVisibility, ReferralReason, ReferralStatus, ThreatLevel, between, one_of
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -85,7 +87,7 @@ class Subject(Base):
     updated_at: Mapped[datetime] = _now()
 
     __table_args__ = (
-        CheckConstraint("legal_status IN ('CONCERN','SUSPECTED','CONVICTED')", name="legal_status"),
+        CheckConstraint(one_of("legal_status", LegalStatus), name="legal_status"),
         CheckConstraint("national_number ~ '^[0-9]{11}$'", name="national_number_ascii"),
         Index("ix_subject_reference_prefix", "reference", postgresql_ops={"reference": "text_pattern_ops"}),
     )
@@ -122,11 +124,8 @@ class Referral(Base):
     updated_at: Mapped[datetime] = _now()
 
     __table_args__ = (
-        CheckConstraint("status IN ('DRAFT','SUBMITTED','ACKNOWLEDGED','CLOSED')", name="status"),
-        CheckConstraint(
-            "reason IN ('TERRORISM_SUSPECTED','TERRORISM_CONVICTED','RADICALISATION_CONCERN')",
-            name="reason",
-        ),
+        CheckConstraint(one_of("status", ReferralStatus), name="status"),
+        CheckConstraint(one_of("reason", ReferralReason), name="reason"),
         Index(None, "subject_id", "created_at"),
         Index(None, "created_at", "id"),
     )
@@ -151,7 +150,7 @@ class FollowUpNote(Base):
     created_at: Mapped[datetime] = _now()
 
     __table_args__ = (
-        CheckConstraint("visibility IN ('AGENCY_INTERNAL','SHARED')", name="visibility"),
+        CheckConstraint(one_of("visibility", NoteVisibility), name="visibility"),
         Index(None, "subject_id", "created_at"),
     )
 
@@ -179,8 +178,8 @@ class ThreatAssessment(Base):
     updated_at: Mapped[datetime] = _now()
 
     __table_args__ = (
-        CheckConstraint("level BETWEEN 1 AND 4", name="level"),
-        CheckConstraint("status IN ('DRAFT','VALIDATED','SUPERSEDED')", name="status"),
+        CheckConstraint(between("level", ThreatLevel), name="level"),
+        CheckConstraint(one_of("status", AssessmentStatus), name="status"),
         Index(None, "subject_id", "created_at"),
         # at most one validated assessment per subject
         Index(
@@ -269,7 +268,7 @@ class AuditSeal(Base):
 
 class LookupAttempt(Base):
     """Hit/no-hit lookups of the last window, per principal: the one budget every worker and
-    instance counts against (registry.db.budget). Rows older than the window are deleted."""
+    instance counts against (registry.domain.budget). Rows older than the window are deleted."""
 
     __tablename__ = "lookup_attempt"
 

@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.access.principal import Principal
 from registry.access.scopes import record_scope
 from registry.db.tables import Referral, Subject, ThreatAssessment
+from registry.db.values import ThreatLevel
 from registry.domain import subjects, versions
 from registry.domain.errors import BadUserInput, Forbidden, NotFound
 from registry.domain.text import NAME_MAX, TEXT_MAX, clean
 
-LEVELS = {"LOW": 1, "MEDIUM": 2, "SERIOUS": 3, "VERY_SERIOUS": 4}
+LEVELS = {level.name: level.value for level in ThreatLevel}
 MAX_SOURCES = 50
 
 
@@ -112,9 +113,9 @@ async def validate(
         raise BadUserInput(f"cannot validate a {assessment.status} assessment", field="status")
     if assessment.author_id == principal.id:
         raise Forbidden("four-eyes: the author of an assessment cannot validate it")
-    subject = await session.scalar(
-        select(Subject).where(Subject.id == assessment.subject_id).with_for_update()
-    )
+    subject = (
+        await session.scalars(select(Subject).where(Subject.id == assessment.subject_id).with_for_update())
+    ).one()
     previous = await session.scalars(
         select(ThreatAssessment)
         .where(ThreatAssessment.subject_id == assessment.subject_id, ThreatAssessment.status == "VALIDATED")

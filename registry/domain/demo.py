@@ -9,14 +9,13 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from registry.access.identity import _dev_subject
-from registry.cli import ROLE_EXAMPLES
 from registry.db.tables import Agency, FollowUpNote, RecordVersion, Referral, Subject, ThreatAssessment
 from registry.domain.national_number import check_digits, normalize
 from registry.domain.subjects import eighteenth_birthday, review_due
@@ -43,7 +42,19 @@ FAMILY = ("Peeters Janssens Maes Jacobs Mertens Willems Claes Goossens Wouters D
           "Thiry Benali Yilmaz Kaya Diallo Nowak Moreau Pirard Henrard Vandenberghe Desmet Lefebvre "
           "Haddad Bouzid Demir Lenoir").split()
 
-STAFF_NAMES = {
+# The demo person behind each role's development token (`registry token`); also named in the staff lists.
+ROLE_EXAMPLES: dict[str, dict[str, str | None]] = {
+    "caseworker": {"agency": "YOUTH", "unit": "IPPJ-BRAINE", "name": "Camille Caseworker"},
+    "referral_officer": {"agency": "YOUTH", "unit": None, "name": "Robin Referral-Officer"},
+    "analyst": {"agency": "CUTA", "unit": None, "name": "Alex Analyst"},
+    "senior_analyst": {"agency": "CUTA", "unit": None, "name": "Sam Senior-Analyst"},
+    "partner": {"agency": "POLICE", "unit": None, "name": "Pat Partner"},
+    "dpo": {"agency": "YOUTH", "unit": None, "name": "Dana Data-Protection"},
+    "admin": {"agency": "YOUTH", "unit": None, "name": "Ari Admin"},
+}
+
+
+STAFF_NAMES: dict[str, Any] = {
     "caseworker": {
         "IPPJ-BRAINE": [ROLE_EXAMPLES["caseworker"]["name"], "Nadia Verhaegen"],
         "IPPJ-FRAIPONT": ["Julien Marchal", "Sofie Dewilde"],
@@ -277,7 +288,7 @@ async def seed(engine: AsyncEngine) -> str:
             return f"demo data already present ({present} demo subject references in use): nothing seeded"
         for table, kind in ((Subject, "subject"), (Referral, "referral"), (FollowUpNote, "note"),
                             (FollowUpNote, "correction"), (ThreatAssessment, "assessment"), (RecordVersion, "version")):
-            await conn.execute(table.__table__.insert(), rows[kind])
+            await conn.execute(cast(Table, table.__table__).insert(), rows[kind])
         await conn.execute(
             text("SELECT setval('subject_reference_seq', GREATEST(:n, (SELECT last_value FROM subject_reference_seq)))"),
             {"n": SUBJECTS},

@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.access.principal import Principal
 from registry.access.scopes import AGENCY_ROLES, record_scope
 from registry.db.tables import FollowUpNote, Referral
+from registry.db.values import NoteVisibility, names
 from registry.domain import agencies, subjects
 from registry.domain.errors import BadUserInput, Conflict, NotFound
 from registry.domain.text import TEXT_MAX, clean
 
-VISIBILITIES = ("AGENCY_INTERNAL", "SHARED")
+VISIBILITIES = names(NoteVisibility)
 
 
 @dataclass
@@ -96,7 +97,7 @@ async def corrected_ids(session: AsyncSession, note_ids: list[uuid.UUID]) -> dic
     rows = await session.execute(
         select(FollowUpNote.corrects_id, FollowUpNote.id).where(FollowUpNote.corrects_id.in_(note_ids))
     )
-    return {corrects: by for corrects, by in rows}
+    return {corrects: by for corrects, by in rows if corrects is not None}  # all, by the WHERE
 
 
 async def for_parents(

@@ -12,13 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.access.principal import Principal
 from registry.access.scopes import record_scope
 from registry.db.tables import Referral
+from registry.db.values import ReferralReason, ReferralStatus, names
 from registry.domain import agencies, subjects, versions
 from registry.domain.errors import BadUserInput
 from registry.domain.pages import Page, check_first, decode_cursor, encode_cursor, timestamp_text
 from registry.domain.text import NAME_MAX, TEXT_MAX, clean, refuse_nul
 
-REASONS = ("TERRORISM_SUSPECTED", "TERRORISM_CONVICTED", "RADICALISATION_CONCERN")
-STATUSES = ("DRAFT", "SUBMITTED", "ACKNOWLEDGED", "CLOSED")
+REASONS = names(ReferralReason)
+STATUSES = names(ReferralStatus)
 
 # transition name -> (required status, new status, timestamp column)
 TRANSITIONS = {

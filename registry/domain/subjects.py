@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.access.principal import Principal
 from registry.access.scopes import subject_scope
 from registry.db.tables import Subject, ThreatAssessment, subject_reference_seq
+from registry.db.values import LegalStatus, names
 from registry.domain import agencies, national_number, versions
 from registry.domain.errors import BadUserInput, Conflict, DuplicateNationalNumber, NotFound
 from registry.domain.pages import Page, check_first, decode_cursor, encode_cursor
 from registry.domain.text import CODE_MAX, NAME_MAX, clean, refuse_nul
 
-LEGAL_STATUSES = ("CONCERN", "SUSPECTED", "CONVICTED")
+LEGAL_STATUSES = names(LegalStatus)
 REVIEW_MONTHS_AFTER_ASSESSMENT = 6
 RETENTION_YEARS = 5
 

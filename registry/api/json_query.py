@@ -41,6 +41,7 @@ from registry.access.principal import Principal
 from registry.access.scopes import record_scope, records_of_visible_subject, subject_scope
 from registry.audit.trail import Actor, Disclosure, actor_values, consulted_insert
 from registry.db.tables import FollowUpNote, Referral, Subject, ThreatAssessment
+from registry.db.values import ThreatLevel
 
 HIDDEN = "__sir"
 # How json_build_object writes a tag: the object's last key, then `<position>|<record id>|<subject
@@ -50,7 +51,7 @@ TAG_START = f', "{HIDDEN}" : "'
 _TAG_START = TAG_START.encode()  # the response comes as UTF-8 bytes: cut and sent without decoding
 TAG_LENGTH = 4 + 1 + 36 + 1 + 36 + 1
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
-MODELS = {"Subject": Subject, "Referral": Referral, "FollowUpNote": FollowUpNote, "ThreatAssessment": ThreatAssessment}
+MODELS: dict[str, Any] = {"Subject": Subject, "Referral": Referral, "FollowUpNote": FollowUpNote, "ThreatAssessment": ThreatAssessment}
 
 
 # ----------------------------------------------------------------------------- selection tree
@@ -215,8 +216,7 @@ def timestamp_text(column: ColumnElement) -> ColumnElement:
 
 
 def _level(column: ColumnElement) -> ColumnElement:
-    names = {1: "LOW", 2: "MEDIUM", 3: "SERIOUS", 4: "VERY_SERIOUS"}
-    return case(*[(column == literal_column(str(n)), _sql(name)) for n, name in names.items()])
+    return case(*[(column == literal_column(str(level.value)), _sql(level.name)) for level in ThreatLevel])
 
 
 def _corrected_by(note: Any) -> ColumnElement:
@@ -409,12 +409,14 @@ class _Builder:
         return select(func.coalesce(aggregated, literal_column("'[]'::json"))).select_from(inner).scalar_subquery()
 
     def by_id(self, root: Root) -> ColumnElement:
-        model = MODELS[root.record.kind]
+        record = root.record
+        assert record is not None, "a root by id has a record"
+        model = MODELS[record.kind]
         row = aliased(model)
         wanted = bindparam(Param.named("id", root.key), None, type_=postgresql.UUID(as_uuid=True))
-        inner = select(row).where(row.id == wanted, self.scope(root.record.kind, row)).subquery()
+        inner = select(row).where(row.id == wanted, self.scope(record.kind, row)).subquery()
         one = aliased(model, inner)
-        return select(self.record(root.record, one, ONE)).select_from(inner).scalar_subquery()
+        return select(self.record(record, one, ONE)).select_from(inner).scalar_subquery()
 
     def connection(self, conn: Connection) -> ColumnElement:
         model = MODELS[conn.kind]
@@ -427,7 +429,8 @@ class _Builder:
                 value = bindparam(parameter, None, type_=ARRAY(Text))
                 conditions.append(or_(value.is_(None), column == func.any(value)))
             else:
-                value = bindparam(parameter, None, type_=postgresql.UUID(as_uuid=True) if name == "subject_id" else Text)
+                type_: Any = postgresql.UUID(as_uuid=True) if name == "subject_id" else Text
+                value = bindparam(parameter, None, type_=type_)
                 conditions.append(or_(value.is_(None), column == value))
         # A page after a cursor; a null cursor (no `after` in this request) starts at the top.
         score = None
@@ -552,6 +555,7 @@ class _Builder:
             elif root.record is not None:
                 parts.append(self.by_id(root))
             else:
+                assert root.connection is not None, "a root is a constant, a record or a page"
                 parts.append(self.connection(root.connection))
         # As text: decoded by orjson, not by the driver's json codec.
         return select(cast(func.json_build_object(*parts), Text).label("data"))
