@@ -14,6 +14,7 @@ import sys
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -358,7 +359,7 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     elif args.since_checkpoint:
         raise SystemExit("--since-checkpoint needs --checkpoints DIR")
     start = pins[-1] if args.since_checkpoint else None
-    outcome = {}
+    outcome: dict[str, Any] = {}
 
     async def work(engine) -> None:
         if args.seal:
@@ -387,9 +388,9 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     reached = result.sealed if result.ok else result.broken_at - 1
     for pin in [start] if start else pins:
         if result.ok or pin.position <= reached:
-            problem = checkpoint.problem(pin, reached, result.at.get(pin.position))
-            if problem:
-                print(f"audit checkpoints BROKEN: {problem}")
+            off_chain = checkpoint.problem(pin, reached, result.at.get(pin.position))
+            if off_chain:
+                print(f"audit checkpoints BROKEN: {off_chain}")
                 failed = 1
     if failed:
         return 1

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import logging.config
 import sys
-from typing import Any
+from typing import Any, MutableMapping
 
 import orjson
 import structlog
 
 _TIME = structlog.processors.TimeStamper(fmt="iso", utc=True, key="time")
-_SHARED = [
+_SHARED: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
@@ -25,7 +25,7 @@ _SHARED = [
 ]
 
 
-def _render(_: Any, __: str, event: dict) -> str:
+def _render(_: Any, __: str, event: MutableMapping[str, Any]) -> str:
     event.pop("color_message", None)  # uvicorn's copy of the message with terminal colours
     return orjson.dumps(event, default=str).decode()
 

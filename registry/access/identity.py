@@ -587,7 +587,7 @@ class TokenVerifier:
 
         return map_claims(claims, self._settings), kid, key, float(claims["exp"])
 
-    def _check_lifetime(self, claims: dict) -> None:
+    def _check_lifetime(self, claims: dict[str, object]) -> None:
         """A token living longer than the maximum is refused: a stolen one stays useful that long."""
         exp, iat = claims["exp"], claims.get("iat")
         if not isinstance(exp, (int, float)) or isinstance(exp, bool):

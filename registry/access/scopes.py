@@ -107,7 +107,7 @@ def records_of_visible_subject(kind: type, p: Principal, record: Any) -> ColumnE
     return record_scope(kind, p, record)
 
 
-def scope_key(p: Principal) -> tuple:
+def scope_key(p: Principal) -> tuple[object, ...]:
     """What the principal's row scope depends on: principals with equal keys see the same rows
     (the rules above read the scope names, the unit, the agency and a break-glass subject)."""
     return (tuple(sorted(p.scopes)), p.unit, p.agency, p.break_glass_subject)

@@ -379,7 +379,12 @@ class _Planner:
         self.params[names.prefix] = lambda v: asked(v).prefix
         self.params[names.prefix_end] = lambda v: asked(v).prefix_end
         for i, word in enumerate(names.words):
-            self.params[word] = lambda v, i=i: (asked(v).words[i:i + 1] or [None])[0] if asked(v).prefix is None else None
+
+            def nth_word(v: dict, i: int = i) -> str | None:
+                terms = asked(v)
+                return terms.words[i] if terms.prefix is None and i < len(terms.words) else None
+
+            self.params[word] = nth_word
         self.params[names.born] = born
         raw_name = jq.Param.named("search", "raw")
         self.params[raw_name] = raw

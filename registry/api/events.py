@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import enum
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, AsyncGenerator, Iterator, Optional
+from typing import Annotated, Any, AsyncGenerator, Iterator, Optional
 
 import strawberry
 from graphql import ExecutionResult, GraphQLError, OperationType
@@ -42,7 +42,7 @@ class RegistryEvent:
     note: Optional[FollowUpNote] = strawberry.field(description="The note, for NOTE_ADDED.")
 
     @classmethod
-    def of(cls, event: Event, row: object) -> "RegistryEvent":
+    def of(cls, event: Event, row: Any) -> "RegistryEvent":
         kind = event.record_type
         return cls(
             cursor=encode_cursor(event),

@@ -100,9 +100,9 @@ class GraphQLRoute:
             _note(scope)["code"] = answer.code
         except Exception as exc:  # noqa: BLE001 - the contract holds for what nobody foresaw too
             log_failure(log, "request failed", exc, rid)
-            answer = internal(rid)
-            status, body, extra = answer.status, answer.body, answer.headers
-            _note(scope)["code"] = answer.code
+            failed = internal(rid)
+            status, body, extra = failed.status, failed.body, failed.headers
+            _note(scope)["code"] = failed.code
         await _send(send, status, body, JSON, extra)
 
 

@@ -503,6 +503,8 @@ class _Builder:
         """searchSubjects' conditions, score and order: domain.search.statement's, with the terms
         as parameters (words the text does not use are null and match everything)."""
         s = conn.search
+        if s is None:
+            raise Unsupported("a search without its terms")
         prefix, prefix_end = bindparam(s.prefix, None, type_=Text), bindparam(s.prefix_end, None, type_=Text)
         born = bindparam(s.born, None, type_=Date)
         key = inspect(row).selectable.c.search_name
@@ -525,7 +527,7 @@ class _Builder:
                 and_(prefix.is_not(None), row.reference.op("~>~")(last_reference)),
             ))
         by_name = case((prefix.is_(None), row.reference))
-        order = (score.desc(), by_name, literal_column("searched.reference USING ~<~"))
+        order: tuple[ColumnElement[Any], ...] = (score.desc(), by_name, literal_column("searched.reference USING ~<~"))
         return conditions, score, order
 
     @staticmethod

@@ -151,7 +151,10 @@ class Hub:
         if isinstance(coerced, list):  # already refused by the probe; kept for safety
             raise Rejected([error(e.message, "BAD_USER_INPUT") for e in coerced])
         (node,) = list(root_fields(document, operation.selection_set, set()))
-        arguments = get_argument_values(schema.subscription_type.fields[node.name.value], node, coerced)
+        root = schema.subscription_type
+        if root is None:  # the schema always has one; a rebuilt schema without it subscribes to nothing
+            raise Rejected([error("this service has no subscriptions", "BAD_USER_INPUT")])
+        arguments = get_argument_values(root.fields[node.name.value], node, coerced)
         raw_types = arguments.get("types")
         types = None if raw_types is None else frozenset(getattr(t, "value", t) for t in raw_types)
         after = arguments.get("after")
@@ -196,7 +199,7 @@ class Hub:
             return (await outbox.visible_to(connection, event, [principal]))[0]
 
     async def _visible_scopes(self, event: Event) -> tuple[set, set]:
-        principals = {}
+        principals: dict[object, Principal] = {}
         for stream in self._streams:
             types = stream.operation.types
             if types is None or event.type in types:

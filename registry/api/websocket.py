@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from starlette.websockets import WebSocket
@@ -32,6 +32,7 @@ from registry.api.subscriptions import (
     TOO_MANY_INITS,
     UNAUTHORIZED,
     Hub,
+    Peer,
     Rejected,
     Stream,
 )
@@ -229,8 +230,9 @@ class Connection:
             if len(self.streams) >= settings.subscriptions_per_connection:
                 limit = settings.subscriptions_per_connection
                 raise Rejected([error(f"at most {limit} subscriptions per connection", "RATE_LIMITED")])
-            operation = await self.hub.check(self, message.get("payload"))
-            stream = Stream(self.hub, self, subscription_id, operation)
+            peer = cast(Peer, self)  # acknowledged (connection_init passed): its principal is set
+            operation = await self.hub.check(peer, message.get("payload"))
+            stream = Stream(self.hub, peer, subscription_id, operation)
             self.hub.open(stream)
         except Rejected as rejected:
             await self._send({"type": "error", "id": subscription_id, "payload": rejected.errors})

@@ -288,10 +288,12 @@ async def verify(conn: AsyncConnection, at: frozenset[int] = frozenset(), start:
         if problem:
             position, reason, before = problem
             hashes.update({p: h for p, h in part.at.items() if p < position})
-            head = before if before is not None else prev
+            head: bytes = before if before is not None else prev
             return Verification(position - 1, await _unsealed(conn), broken_at=position, reason=reason, head=head, at=hashes)
         hashes.update(part.at)
-        prev, count = part.end, part.last
+        count = part.last
+        if part.end is not None:  # every range holds links: it has an end
+            prev = part.end
     stray = await _stray(conn)
     if stray:
         return Verification(count, await _unsealed(conn), broken_at=stray[0] or count + 1, reason=stray[1], head=prev, at=hashes)

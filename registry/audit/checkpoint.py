@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from registry.config import Settings
+
 log = logging.getLogger(__name__)
 
 FORMAT = "registry-audit-checkpoint/1"
@@ -163,7 +165,7 @@ class Periodic:
         self._last_position: int | None = None
 
     @classmethod
-    def from_settings(cls, settings) -> "Periodic | None":
+    def from_settings(cls, settings: Settings) -> "Periodic | None":
         """None unless both the key and the directory are configured; an unusable key stops the start."""
         if settings.audit_checkpoint_key is None or settings.audit_checkpoint_dir is None:
             return None

@@ -36,7 +36,7 @@ def _event(event: AuditEvent, record_ids: set[str]) -> dict[str, Any]:
     }
 
 
-def disclosures(subject_id: uuid.UUID) -> Select:
+def disclosures(subject_id: uuid.UUID) -> Select[AuditEvent]:
     """The events concerning one subject, oldest first (found through the subject index)."""
     return select(AuditEvent).where(AuditEvent.subject_ids.contains([subject_id])).order_by(AuditEvent.seq)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Exists, Text, exists, func, literal_column, select
+from sqlalchemy import ColumnElement, Exists, Text, exists, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -20,7 +20,7 @@ from registry.domain.text import TEXT_MAX, clean
 REVIEWED = "break_glass.reviewed"
 # Written as a literal, not a parameter: the planner must see it to use the partial index of
 # reviews (ix_audit_event_reviewed_event) also in a prepared statement's generic plan.
-_IS_REVIEW = literal_column("'break_glass.reviewed'")
+_IS_REVIEW: ColumnElement[str] = literal_column("'break_glass.reviewed'")
 
 
 @dataclass
@@ -45,7 +45,7 @@ def _review_of(event_column: Any) -> Exists:
 async def page(session: AsyncSession, first: int, after: str | None, f: EventFilter) -> Page[AuditEvent]:
     """Events newest first, narrowed by every criterion given."""
     query = select(AuditEvent)
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if f.subject_id:
         conditions.append(AuditEvent.subject_ids.contains([f.subject_id]))
     for column, value in (
@@ -63,9 +63,9 @@ async def page(session: AsyncSession, first: int, after: str | None, f: EventFil
         conditions.append(AuditEvent.occurred_at < f.until)
     # The bare column (not `IS true`): the planner then uses the partial index of break-glass events.
     if f.break_glass is not None:
-        conditions.append(AuditEvent.break_glass if f.break_glass else ~AuditEvent.break_glass)
+        conditions.append(AuditEvent.break_glass.expression if f.break_glass else ~AuditEvent.break_glass)
     if f.awaiting_review:
-        conditions += [AuditEvent.break_glass, ~_review_of(AuditEvent.id)]
+        conditions += [AuditEvent.break_glass.expression, ~_review_of(AuditEvent.id)]
     if after:
         (seq,) = decode_cursor(after, 1)
         if not seq.isdigit():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     Sequence,
     SmallInteger,
+    Table,
     Text,
     func,
     text,
@@ -96,7 +98,7 @@ class Subject(Base):
 # searchSubjects: the names' search key (lower case, unaccented; the function is migration 0005's),
 # computed by PostgreSQL, and its trigram index. Added to the table after the class is mapped, so
 # it is a column of the table only: no record, history or export carries it.
-Subject.__table__.append_column(
+cast(Table, Subject.__table__).append_column(
     Column("search_name", Text, Computed("registry_subject_name(given_name, family_name)", persisted=True))
 )
 Index("ix_subject_search_name", Subject.__table__.c.search_name, postgresql_using="gin",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 
 class RegistryError(Exception):
     """Base of every expected failure; the message is safe to show to the caller."""
@@ -31,7 +33,7 @@ class DuplicateNationalNumber(Conflict):
     exists, so the refusal is audited with the existing file's id (`existing_id`, kept out of
     the details the caller sees) and costs a hit/no-hit lookup."""
 
-    def __init__(self, existing_id: object | None) -> None:
+    def __init__(self, existing_id: uuid.UUID | None) -> None:
         super().__init__("a subject with this national number is already registered")
         self.existing_id = existing_id
 

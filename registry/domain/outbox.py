@@ -101,7 +101,7 @@ _VISIBLE: dict[tuple, Any] = {}  # (record type, scope key) -> statement; the re
 _VISIBLE_MAX = 4096
 
 
-def _visible_statement(kind: type, principal: Principal) -> Any:
+def _visible_statement(kind: Any, principal: Principal) -> Any:
     """Built once per record type and scope: the row scope's expression costs far more to build
     than to run (about 2 ms), and every event is checked against every subscriber's scope."""
     key = (kind, scope_key(principal))
@@ -130,7 +130,8 @@ def _batch(kind: type, principals: list[Principal]) -> tuple[str, list[Any]]:
     key = (kind, tuple(scope_key(p) for p in principals))
     found = _BATCHES.get(key)
     if found is None:
-        parts, arguments = [], []
+        parts: list[str] = []
+        arguments: list[Any] = []
         for i, principal in enumerate(principals):
             sql, args = _scope_check(kind, principal)
             offset = len(arguments)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Float, Select, and_, cast, func, literal, literal_column, or_, select
+from sqlalchemy import ColumnElement, Float, Select, and_, cast, func, literal, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.access.principal import Principal
@@ -49,7 +49,7 @@ def _key(text: str):
 
 
 def _text(raw: str) -> str:
-    text = clean(raw, "text", limit=NAME_MAX, required=True)
+    text = clean(raw, "text", limit=NAME_MAX, required=True) or ""  # required: never None
     if len(text) < MIN_TEXT:
         raise BadUserInput(f"text must have at least {MIN_TEXT} characters", field="text")
     return text
@@ -95,7 +95,7 @@ def statement(principal: Principal, command: SearchSubjects, first: int, after: 
     prefix = asked.prefix
     if prefix:
         # A reference prefix: every match is as good as the others, in reference order.
-        score = literal(1.0, Float)
+        score: ColumnElement[float] = literal(1.0, Float)
         # A byte-wise range, served by the reference's text_pattern_ops index.
         matches = and_(Subject.reference.op("~>=~")(prefix), Subject.reference.op("~<~")(asked.prefix_end))
     else:
@@ -116,7 +116,7 @@ def statement(principal: Principal, command: SearchSubjects, first: int, after: 
         return query.order_by(literal_column("subject.reference USING ~<~")).limit(first + 1)
     if after:
         try:
-            last = float(last_score)
+            last = float(last_score or "")
         except ValueError:
             raise BadUserInput("after is not a valid cursor", field="after") from None
         query = query.where(or_(score < last, and_(score == last, Subject.reference > last_reference)))
