@@ -155,6 +155,15 @@ class World:
         return body["data"]
 
 
+@pytest.fixture(scope="session")
+async def demo_agencies(services) -> None:
+    """The demo's agencies, of their kinds, for tests that act as `registry token --agency YOUTH` would."""
+    async with services.sessions.begin() as session:
+        await agencies.ensure(session, "YOUTH", "Youth welfare", "youth")
+        await agencies.ensure(session, "CUTA", "Threat analysis", "threat_analysis")
+        await agencies.ensure(session, "POLICE", "Police", "partner")
+
+
 @pytest.fixture
 async def world(client, services) -> World:
     w = World(client, services)

@@ -5,7 +5,6 @@ explorer shows the schema, fetched with the user's headers. A screenshot is kept
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -14,8 +13,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-
-import asyncpg
 
 from served import Served, registry_env, token
 
@@ -56,19 +53,8 @@ def run_query(page: Page, query: str) -> dict:
     return json.loads(response_text(page))
 
 
-async def _register_youth(database_url: str) -> None:
-    """The caseworker's agency, of the kind that may hold the role."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute("INSERT INTO agency (code, name, kind) VALUES ('YOUTH', 'Youth welfare', 'youth') "
-                           "ON CONFLICT (code) DO UPDATE SET kind = 'youth'")
-    finally:
-        await conn.close()
-
-
-def test_graphiql_in_a_browser_without_internet(settings, app, tmp_path):
+def test_graphiql_in_a_browser_without_internet(settings, demo_agencies, tmp_path):
     assert CHROMIUM, "chromium is required in CI (.ci/run installs it)"
-    asyncio.run(_register_youth(settings.database_url))
     env = registry_env(database_url=settings.database_url, data_dir=str(tmp_path / "data"))
     served = Served(tmp_path, "serve", env).wait_ready()
     external: list[str] = []

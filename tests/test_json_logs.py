@@ -17,7 +17,7 @@ SECRET_NAME = "Zebulon Quintessa-Privé"  # the token holder's name: must never 
 
 
 @pytest.fixture(scope="module")
-def served(settings, tmp_path_factory):
+def served(settings, demo_agencies, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("json-logs")
     env = registry_env(database_url=settings.database_url, data_dir=str(workdir / "data"))
     instance = Served(workdir, "serve", env, "--workers", "2").wait_ready()
@@ -71,6 +71,17 @@ def test_one_json_line_per_request_without_personal_data(served):
     assert line["compiled"] is False
     assert isinstance(line["duration_ms"], float)
     assert line["level"] == "info" and "time" in line
+
+    # A client that sends no operationName (curl, a script): the line names the document's operation
+    unnamed = httpx.post(
+        f"{served.base}/graphql",
+        json={"query": "query FromTheDocument { me { roles } }"},
+        headers={"Authorization": f"Bearer {caseworker}", "Registry-Purpose": "CASE_SUPERVISION"},
+        timeout=10,
+    )
+    unnamed_rid = unnamed.headers["x-request-id"]
+    [line] = wait_for(served, lambda r: r.get("event") == "request" and r.get("request_id") == unnamed_rid)
+    assert line["operation"] == "FromTheDocument"
 
     forbidden = httpx.post(
         f"{served.base}/graphql",

@@ -77,7 +77,7 @@ NOT_COMPILED = {
 }
 # The connection shape compiled (api.json_query builds edges and pageInfo; nothing else).
 CONNECTION_FIELDS = frozenset({"edges", "pageInfo"})
-EDGE_FIELDS = frozenset({"cursor", "node"})
+EDGE_FIELDS = frozenset({"cursor", "node", "score"})  # score: searchSubjects' edges
 PAGE_INFO_FIELDS = frozenset({"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"})
 
 

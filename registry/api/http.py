@@ -119,8 +119,9 @@ def _note(scope: dict) -> dict:
 
 
 def _logged(note: dict, operation: Any, answer: dict) -> dict:
-    """`answer`, its operation's name and code noted for the request's log line (the last one's, in a batch)."""
-    name = operation.get("operationName") if isinstance(operation, dict) else None
+    """`answer`, its operation's name (the one executed, from the document when the client sent
+    none) and code noted for the request's log line (the last one's, in a batch)."""
+    name = note.pop("executed", None) or (operation.get("operationName") if isinstance(operation, dict) else None)
     note["operation"] = name if isinstance(name, str) and _NAME.fullmatch(name) else None
     errors = answer.get("errors")
     note["code"] = (errors[0].get("extensions") or {}).get("code", "ERROR") if errors else "OK"
@@ -281,6 +282,7 @@ async def _execute(
         )
 
     ctx = context()
+    note["executed"] = ctx.operation
     deadline = services.settings.request_deadline_seconds
     try:
         compiled = services.compiler.bind(query, operation_name, ctx, variables or {})
