@@ -5,26 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
-
-import httpx
 
 from registry.access.identity import DevelopmentIssuer
 from registry.config import Settings
 from registry.db.embedded import SERVER_OPTIONS, _run_as
-
-REGISTRY = Path(sys.executable).with_name("registry")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from served import Served, free_port, registry_env
 
 
 def postmaster_pid(pgdata: Path) -> int | None:
@@ -95,41 +83,23 @@ class ControlledPostgres:
             self._pg_ctl("-w", "-m", "fast", "stop")
 
 
-class Service:
-    """`registry serve` on a given database, with its output in files (a full pipe would block it)."""
+class Service(Served):
+    """`registry serve --workers N` on `database_url` (None: the embedded server of `data_dir`),
+    with `settings` as REGISTRY_* variables, and development tokens its issuer accepts."""
 
     def __init__(self, database_url: str | None, workers: int = 1, data_dir: Path | None = None,
                  **settings: str) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="registry-served-"))
-        self.data_dir = data_dir or self.root / "data"
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.out, self.err = self.root / "out.log", self.root / "err.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-        env.update({"REGISTRY_DATA_DIR": str(self.data_dir), **{f"REGISTRY_{k.upper()}": v for k, v in settings.items()}})
+        workdir = Path(tempfile.mkdtemp(prefix="registry-served-"))
+        self.data_dir = data_dir or workdir / "data"
         if database_url:
-            env["REGISTRY_DATABASE_URL"] = database_url
-        with self.out.open("w") as out, self.err.open("w") as err:
-            self.process = subprocess.Popen(
-                [str(REGISTRY), "serve", "--port", str(self.port), "--workers", str(workers)],
-                env=env, stdout=out, stderr=err,
-            )
+            settings["database_url"] = database_url
+        super().__init__(workdir, "serve", registry_env(data_dir=str(self.data_dir), **settings),
+                         "--workers", str(workers))
         self.issuer = DevelopmentIssuer(Settings(data_dir=self.data_dir, port=self.port))
 
-    def logs(self) -> str:
+    def all_logs(self) -> str:
+        """Everything it wrote, whole (the logs a test searches for what must never be there)."""
         return self.out.read_text() + self.err.read_text()
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "registry serve exited early\n" + self.logs()[-3000:]
-            try:
-                if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("/readyz never answered 200\n" + self.logs()[-3000:])
 
     def token(self, role: str, agency: str, unit: str | None = None) -> str:
         return self.issuer.issue(role=role, agency=agency, unit=unit, name=f"{role} of {agency}")
@@ -142,5 +112,5 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-                raise AssertionError("registry serve did not stop\n" + self.logs()[-3000:]) from None
+                raise AssertionError("registry serve did not stop\n" + self.logs()) from None
         return self.process.returncode

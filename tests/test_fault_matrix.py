@@ -27,8 +27,10 @@ import pytest
 
 from registry.domain.national_number import check_digits
 from processes import ControlledPostgres, Service
+from served import REGISTRY
 
 DATABASE_TIMEOUT, QUEUE_TIMEOUT, HEADER_TIMEOUT = 1.0, 3.0, 5.0
+WAITING = 20  # per worker, beside the 10 running: 200 clients are sure to find both workers full
 # The longest an answer may take while the database fails: the health ping's two timeouts and its
 # poll, plus a margin for a 2-core machine running all of it. Under overload, the request deadline
 # (the client's own share of the CPU counts in what it measures).
@@ -260,6 +262,7 @@ async def _seed(served: Service, tokens: dict[str, str], database_url: str) -> l
 async def test_faults_get_typed_answers_in_bounded_time_and_lose_nothing(database):
     served = Service(database.url, workers=2, database_timeout_seconds=str(DATABASE_TIMEOUT),
                     queue_timeout_seconds=str(QUEUE_TIMEOUT), header_timeout_seconds=str(HEADER_TIMEOUT),
+                    max_waiting_requests=str(WAITING),
                     lookups_per_minute="100000", audit_seal_interval_seconds="0.5")
     try:
         await asyncio.to_thread(served.wait_ready)
@@ -351,12 +354,12 @@ async def test_faults_get_typed_answers_in_bounded_time_and_lose_nothing(databas
     # And the audit chain verifies
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")},
            "REGISTRY_DATABASE_URL": database.url, "REGISTRY_DATA_DIR": str(served.data_dir)}
-    verified = subprocess.run([str(served.process.args[0]), "audit", "verify", "--seal"], env=env,
+    verified = subprocess.run([str(REGISTRY), "audit", "verify", "--seal"], env=env,
                               capture_output=True, text=True, timeout=120)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
     # And no log holds anything personal
-    logs = served.logs() + database.log.read_text(errors="replace")
+    logs = served.all_logs() + database.log.read_text(errors="replace")
     for subject in run.subjects:
         for key in ("givenName", "familyName", "otherFamilyName", "dateOfBirth", "nationalNumber", "note"):
             assert subject[key] not in logs, f"{key} of a subject found in a log"
