@@ -33,6 +33,7 @@ from registry.api.documents import Refused
 from registry.api.errors import deduplicate, error, format_error
 from registry.api.events import RegistryEvent, RegistryEventType, decode_cursor
 from registry.api.purpose_guard import root_fields
+from registry.api.strawberry_internals import graphql_schema
 from registry.audit import trail
 from registry.db.engine import service_connector
 from registry.domain.listener import OutboxListener
@@ -146,7 +147,7 @@ class Hub:
         return Operation(query, variables, name, types, after)
 
     def _arguments(self, document: Any, operation: OperationDefinitionNode, variables: dict) -> tuple:
-        schema = self.services.schema._schema
+        schema = graphql_schema(self.services.schema)
         coerced = get_variable_values(schema, operation.variable_definitions or (), variables)
         if isinstance(coerced, list):  # already refused by the probe; kept for safety
             raise Rejected([error(e.message, "BAD_USER_INPUT") for e in coerced])
