@@ -37,7 +37,7 @@ from registry.api.errors import deduplicate, error, format_error
 from registry.api.operation_name import executed_operation
 from registry.api.services import RequestServices
 from registry.audit import trail
-from registry.db.failures import DatabaseUnavailable, log_failure, unreachable
+from registry.db.failures import NOT_CHANGED, DatabaseUnavailable, log_failure, unreachable
 from registry.domain import outbox
 
 log = logging.getLogger("registry.http")
@@ -305,9 +305,6 @@ async def _execute(
             raise
         services.health.suspect()
         raise DatabaseUnavailable(NOT_CHANGED) from None
-
-
-NOT_CHANGED = "the database is unavailable; nothing was changed; retry after the delay given"
 
 
 class _ConnectionLost(Exception):

@@ -19,6 +19,9 @@ _UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "53300", "53400"}
 _CHAIN = 6  # causes followed at most
 
 
+NOT_CHANGED = "the database is unavailable; nothing was changed; retry after the delay given"
+
+
 class DatabaseUnavailable(Exception):
     """The database did not answer in time, or not at all."""
 

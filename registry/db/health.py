@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, TypeVar
 
 import asyncpg
 
-from registry.db.failures import DatabaseUnavailable
+from registry.db.failures import NOT_CHANGED, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class DatabaseHealth:
 
     def _refuse_if_down(self) -> None:
         if not self.available:
-            raise DatabaseUnavailable("the database is unavailable; nothing was changed; retry after the delay given")
+            raise DatabaseUnavailable(NOT_CHANGED)
 
     def suspect(self) -> None:
         """A request met a connection failure: ping now (once at a time) to tell a dead pooled
