@@ -87,6 +87,8 @@ class DatabaseHealth:
         down meanwhile. The work runs as a task of its own: once cancelled, its clean-up (a
         rollback to a savepoint, say) may wait on a frozen database, and goes on in the background
         while the client has its answer."""
+        if not self.available:
+            work.close()  # never started: nothing to clean up
         self._refuse_if_down()
         task = asyncio.ensure_future(work)
         answered = asyncio.get_running_loop().create_future()
