@@ -16,7 +16,6 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLField, GraphQLInputField, GraphQLSchema, ValidationRule
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.schema.types.base_scalars import DateTimeDefinition, UUIDDefinition
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
@@ -29,7 +28,6 @@ __all__ = [
     "UUIDDefinition",
     "VALIDATION_RULES",
     "definition_of",
-    "get_graphql_ide_html",
     "graphql_schema",
 ]
 

@@ -35,7 +35,7 @@ from registry.api.events import RegistryEvent, RegistryEventType, decode_cursor
 from registry.api.purpose_guard import root_fields
 from registry.api.strawberry_internals import graphql_schema
 from registry.audit import trail
-from registry.db.engine import service_connector
+from registry.db.engine import connector
 from registry.domain.listener import OutboxListener
 from registry.domain import outbox
 from registry.domain.errors import BadUserInput
@@ -87,7 +87,7 @@ class Hub:
         self._streams: set[Stream] = set()
         self._per_principal: Counter[str] = Counter()
         self._checks: dict[int, asyncio.Future[tuple[set, set]]] = {}
-        self.listener = OutboxListener(service_connector(url, settings), self.publish, keep=self.keep)
+        self.listener = OutboxListener(connector(url, settings), self.publish, keep=self.keep)
 
     def publish(self, events: list[Event]) -> None:
         for stream in tuple(self._streams):

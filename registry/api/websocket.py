@@ -263,7 +263,7 @@ async def _agency_refusal(services: Any, principal: Any) -> tuple[int, str] | No
     try:
         await bind_agency(principal, services, f"ws-{uuid.uuid4().hex}")
     except Answer as refused:
-        return UNAUTHORIZED, orjson.loads(refused.body)["errors"][0]["message"]
+        return UNAUTHORIZED, str(refused)
     except DatabaseUnavailable:
         return TRY_AGAIN_LATER, "the database is unavailable; reconnect later"
     return None

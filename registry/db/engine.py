@@ -118,12 +118,6 @@ def connector(url: str, settings: Settings) -> Callable[[], Awaitable[asyncpg.Co
     return lambda: asyncpg.connect(dsn, server_settings=server_settings, timeout=timeout)
 
 
-def service_connector(url: str, settings: Settings) -> Callable[[], Awaitable[asyncpg.Connection]]:
-    """Opens one plain driver connection working as the service (for the outbox listener)."""
-    dsn, server_settings = sync_url(url), _server_settings(settings, as_owner=False)
-    return lambda: asyncpg.connect(dsn, server_settings=server_settings)
-
-
 async def create_read_pool(url: str, settings: Settings) -> ReadPool:
     pool = ReadPool(connector(url, settings), settings.db_pool_size)
     await pool.open()

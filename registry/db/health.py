@@ -89,7 +89,7 @@ class DatabaseHealth:
         while the client has its answer."""
         if not self.available:
             work.close()  # never started: nothing to clean up
-        self._refuse_if_down()
+            raise DatabaseUnavailable(NOT_CHANGED)
         task = asyncio.ensure_future(work)
         answered = asyncio.get_running_loop().create_future()
         self._waiting[answered] = asyncio.get_running_loop().time()
