@@ -155,7 +155,6 @@ class EmbeddedPostgres:
         return True
 
 
-
 def grant_system_user(pgdata: Path) -> None:
     """As root, the server runs as an unprivileged user that must reach its data and binaries
     (the binaries may lie in a virtual environment under a private folder: its parents are
